@@ -1,0 +1,217 @@
+"""The pipeline: parse -> resolve -> type check -> lint -> lower.
+
+Each pass collects diagnostics and carries on. Files named by a protocol
+(imports and CSV code lists) are read only through :class:`Session`, which
+keeps them inside the folder of the protocol being compiled: a protocol is
+data, and never reaches the rest of the disk or the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pathways import model as m
+
+from . import lint, resolve, typecheck
+from .diagnostics import Diagnostic, Label, Sink, sort_key
+from .lower import lower
+from .parser import parse
+from .unit import Unit
+
+#: Protocol and code-list files larger than this are refused.
+MAX_FILE_BYTES = 2_000_000
+
+PASSES = (
+    resolve.resolve_header,
+    resolve.resolve_names,
+    typecheck.typecheck,
+    *lint.LINTS,
+)
+
+
+@dataclass
+class Compiled:
+    """The result of compiling one file: the model (None if it has errors),
+    every diagnostic of it and of its imports, and the texts to render them."""
+
+    file: str
+    protocol: m.Protocol | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+class Session:
+    """Compiles files, sharing imports between them and detecting import cycles."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root.resolve() if root else None
+        self.units: dict[Path, Unit] = {}
+        self.lowered: dict[Path, m.Protocol | None] = {}
+        self.in_progress: list[Path] = []
+
+    # --- reading files -----------------------------------------------------------
+    def _read(self, path: Path, display: str, sink: Sink, span: m.Span | None = None) -> str | None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reason = "it does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror or str(exc)
+            sink.error("PW600", f"cannot read {display}: {reason}", span or m.NOWHERE)
+            return None
+        if len(data) > MAX_FILE_BYTES:
+            sink.error("PW109", f"{display} is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}",
+                       span or m.NOWHERE, help="split it into several protocols joined with `uses`")
+            return None
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            sink.error("PW106", f"{display} is not UTF-8 text (byte {exc.start} cannot be read)",
+                       span or m.NOWHERE, help="save the file as UTF-8")
+            return None
+
+    def _locate(self, unit: Unit, relative: str, span: m.Span, suffix: str) -> Path | None:
+        """The file a protocol names, if it is allowed to read it."""
+        rel = PurePosixPath(relative.replace("\\", "/"))
+        base = unit.path.parent if unit.path else Path.cwd()
+        if rel.is_absolute() or ":" in relative or not relative:
+            unit.sink.error("PW604", f"{relative!r} must be a path relative to this file", span,
+                            help=f'write it like `"castlefields{suffix}"` or `"codes/ltc{suffix}"`')
+            return None
+        if rel.suffix != suffix:
+            unit.sink.error("PW605", f"{relative!r} must name a `{suffix}` file", span)
+            return None
+        target = (base / Path(*rel.parts)).resolve()
+        root = self.root or base.resolve()
+        if root not in target.parents and target != root:
+            unit.sink.error("PW606", f"{relative!r} is outside the protocol's folder {root}", span,
+                            help="protocols may only read files in their own folder and below it")
+            return None
+        return target
+
+    # --- compiling ---------------------------------------------------------------
+    def compile_text(self, source: str, file: str = "<input>", path: Path | None = None) -> Unit:
+        """Run every pass over one text; imports are compiled through this session."""
+        unit = Unit(file=file, source=source, sink=Sink(file), path=path)
+        unit.collect(parse(source, unit.sink))
+        resolve.resolve_imports(unit, self._import)
+        resolve.resolve_value_sets(unit, self._read_codes)
+        for run in PASSES:
+            run(unit)
+        return unit
+
+    def _import(self, unit: Unit, relative: str, span: m.Span) -> Unit | None:
+        target = self._locate(unit, relative, span, ".pw")
+        if target is None:
+            return None
+        if target in self.in_progress:
+            chain = " → ".join(p.name for p in self.in_progress[self.in_progress.index(target):])
+            unit.sink.error("PW601", f"importing {relative!r} makes a circle: {chain} → {target.name}", span,
+                            help="protocols cannot import each other; move the shared part into its own file")
+            return None
+        imported = self.units.get(target) or self.compile_path(target)
+        if imported is None:
+            unit.sink.error("PW600", f"cannot import {relative!r}: the file does not exist or cannot be read",
+                            span, help=f"looked for {target}")
+            return None
+        if imported.sink.has_errors:
+            first = next(d for d in imported.sink.items if d.severity == "error")
+            unit.sink.error("PW602", f"the imported protocol {relative!r} has errors", span,
+                            labels=[Label(span=first.span, message=first.message, file=imported.file)],
+                            help=f"run `pathways check {imported.file}`")
+            return None
+        return imported
+
+    def _read_codes(self, unit: Unit, relative: str) -> str:
+        target = self._locate(unit, relative, m.NOWHERE, ".csv")
+        if target is None:
+            raise ValueError("not allowed")
+        sink = Sink(unit.file)
+        text = self._read(target, relative, sink)
+        if text is None:
+            raise ValueError(sink.items[0].message if sink.items else "unreadable")
+        return text
+
+    def compile_path(self, path: Path, display: str | None = None) -> Unit | None:
+        path = path.resolve()
+        if path in self.units:
+            return self.units[path]
+        sink = Sink(display or str(path))
+        source = self._read(path, display or str(path), sink)
+        if source is None:
+            if display is None:
+                return None
+            unit = Unit(file=display, source="", sink=sink, path=path)
+            self.units[path] = unit
+            return unit
+        self.in_progress.append(path)
+        try:
+            unit = self.compile_text(source, display or _display(path), path)
+        finally:
+            self.in_progress.pop()
+        self.units[path] = unit
+        return unit
+
+    def lower(self, unit: Unit) -> m.Protocol | None:
+        """The model of a unit without errors (and of its imports), else None."""
+        key = unit.path or Path(unit.file)
+        if key in self.lowered:
+            return self.lowered[key]
+        result = None
+        if not unit.sink.has_errors:
+            imported = {alias: self.lower(u) for alias, u in unit.imports.items() if u is not None}
+            result = lower(unit, {a: p for a, p in imported.items() if p is not None})
+        self.lowered[key] = result
+        return result
+
+    def result(self, unit: Unit) -> Compiled:
+        diags: dict[tuple, Diagnostic] = {}
+        sources: dict[str, str] = {}
+        stack, seen = [unit], set()
+        while stack:
+            u = stack.pop()
+            if id(u) in seen:
+                continue
+            seen.add(id(u))
+            sources[u.file] = u.source
+            for d in u.sink.items:
+                diags.setdefault((d.file, d.span.line, d.span.column, d.code, d.message), d)
+            stack.extend(i for i in u.imports.values() if i is not None)
+        return Compiled(unit.file, self.lower(unit), sorted(diags.values(), key=sort_key), sources)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def compile_file(path: str | Path, session: Session | None = None) -> Compiled:
+    """Compile a protocol file and everything it imports."""
+    session = session or Session()
+    p = Path(path)
+    unit = session.compile_path(p, display=str(path))
+    return session.result(unit)
+
+
+def compile_text(source: str, file: str = "<input>", base_dir: str | Path | None = None) -> Compiled:
+    """Compile protocol text held in memory; imports are read from ``base_dir``."""
+    base = Path(base_dir) if base_dir else Path.cwd()
+    session = Session(root=base)
+    unit = session.compile_text(source, file, base / "__text__.pw")
+    return session.result(unit)
+
+
+def protocol_files(paths: list[str | Path]) -> list[Path]:
+    """The ``.pw`` files named, or found (recursively, sorted) in the folders named."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.pw")))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,149 @@
+"""Diagnostics as data, and their one rendering.
+
+Every pass reports problems as :class:`Diagnostic` values and carries on.
+:func:`render` prints them the way Rust and Elm do: ``file:line:col``, the
+source line, carets under the span, secondary labels and a help line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pathways.model import NOWHERE, Span
+
+Severity = Literal["error", "warning", "note"]
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    span: Span
+    message: str
+    file: str | None = None  # another file (an import), or the diagnostic's own
+
+
+class Diagnostic(BaseModel):
+    """One problem: a code, a severity, a message, where, and how to fix it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    code: str
+    severity: Severity
+    message: str
+    file: str = ""
+    span: Span = NOWHERE
+    labels: tuple[Label, ...] = ()
+    help: str | None = None
+
+    def to_json(self) -> dict:
+        """The flat form of ``pathways check --format json``."""
+        return {
+            "file": self.file,
+            "line": self.span.line,
+            "column": self.span.column,
+            "end_line": self.span.end_line,
+            "end_column": self.span.end_column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "help": self.help,
+            "labels": [
+                {"line": lb.span.line, "column": lb.span.column, "message": lb.message,
+                 "file": lb.file or self.file}
+                for lb in self.labels
+            ],
+        }
+
+
+class Sink:
+    """Collects the diagnostics of one file; passes write to it and carry on."""
+
+    def __init__(self, file: str = ""):
+        self.file = file
+        self.items: list[Diagnostic] = []
+
+    def add(self, code: str, severity: Severity, message: str, span: Span = NOWHERE,
+            help: str | None = None, labels: Iterable[Label] = ()) -> None:
+        self.items.append(Diagnostic(code=code, severity=severity, message=message,
+                                     file=self.file, span=span, help=help, labels=tuple(labels)))
+
+    def error(self, code: str, message: str, span: Span = NOWHERE, help: str | None = None,
+              labels: Iterable[Label] = ()) -> None:
+        self.add(code, "error", message, span, help, labels)
+
+    def warning(self, code: str, message: str, span: Span = NOWHERE, help: str | None = None,
+                labels: Iterable[Label] = ()) -> None:
+        self.add(code, "warning", message, span, help, labels)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A help line naming the closest candidate, if one is close enough.
+
+    >>> did_you_mean("minimun_age", ["minimum_age", "lookback"])
+    'did you mean `minimum_age`?'
+    >>> did_you_mean("zzz", ["minimum_age"]) is None
+    True
+    """
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def sort_key(d: Diagnostic) -> tuple:
+    return (d.file, d.span.line, d.span.column, d.code)
+
+
+def _snippet(lines: list[str], span: Span, marker: str, message: str, gutter: int) -> list[str]:
+    out: list[str] = []
+    if not 1 <= span.line <= len(lines):
+        return out
+    text = lines[span.line - 1].rstrip("\n").expandtabs(1)
+    start = max(span.column, 1)
+    if span.end_line == span.line and span.end_column > span.column:
+        width = span.end_column - span.column
+    else:
+        width = max(len(text) - start + 1, 1)
+    num = str(span.line).rjust(gutter)
+    out.append(f"{num} | {text}")
+    caret = " " * (start - 1) + marker * max(width, 1)
+    out.append(f"{' ' * gutter} | {caret} {message}".rstrip())
+    return out
+
+
+def render(diag: Diagnostic, source: str | None) -> str:
+    """Render one diagnostic with its source line and carets.
+
+    >>> from pathways.model import Span
+    >>> d = Diagnostic(code="PW201", severity="error", message="unknown name `agee`",
+    ...                file="x.pw", span=Span(line=1, column=8, end_line=1, end_column=12),
+    ...                help="did you mean `age`?")
+    >>> print(render(d, "define agee: 1"))
+    error[PW201]: unknown name `agee`
+     --> x.pw:1:8
+      |
+    1 | define agee: 1
+      |        ^^^^
+      = help: did you mean `age`?
+    """
+    lines = source.splitlines() if source is not None else []
+    all_lines = [diag.span.line] + [lb.span.line for lb in diag.labels if not lb.file]
+    gutter = len(str(max(all_lines)))
+    out = [f"{diag.severity}[{diag.code}]: {diag.message}",
+           f"{' ' * gutter}--> {diag.file or '<input>'}:{diag.span.line}:{diag.span.column}"]
+    body = _snippet(lines, diag.span, "^", "", gutter)
+    for lb in diag.labels:
+        if lb.file and lb.file != diag.file:
+            out_label = f"{' ' * gutter} = note: {lb.file}:{lb.span.line}:{lb.span.column}: {lb.message}"
+            body.append(out_label)
+        else:
+            body.extend(_snippet(lines, lb.span, "-", lb.message, gutter))
+    if body:
+        out.append(f"{' ' * gutter} |")
+        out.extend(body)
+    if diag.help:
+        out.append(f"{' ' * gutter} = help: {diag.help}")
+    return "\n".join(out)

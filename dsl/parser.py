@@ -1,0 +1,746 @@
+"""Text -> syntax: the first pass.
+
+A file is cut into top-level statements (a statement starts at every line
+that begins in column 1) and each is parsed on its own with a LALR parser,
+so one syntax error costs one statement, never the rest of the file.
+Comments are kept beside the tree for the formatter; ``##`` comments just
+above a statement become its doc text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import (
+    UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError,
+)
+from lark.indenter import DedentError, Indenter
+
+from pathways import model as m
+
+from .diagnostics import Sink
+
+#: Deeper expressions are refused before any recursive pass sees them.
+MAX_DEPTH = 64
+#: Longer numbers are refused (a float has about 15 significant digits).
+MAX_NUMBER_DIGITS = 15
+
+
+class _Indenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR"]
+    CLOSE_PAREN_types = ["RPAR"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark.open_from_package(
+        "dsl", "grammar.lark", parser="lalr", postlex=_Indenter(),
+        propagate_positions=True, maybe_placeholders=True,
+    )
+
+
+@dataclass(frozen=True)
+class Comment:
+    line: int
+    column: int
+    text: str
+    own_line: bool  # the comment is the whole line (else it trails code)
+
+
+@dataclass
+class Statement:
+    """One parsed top-level statement and the lines it covers."""
+
+    node: object  # Header | Use | Decl | Outcomes
+    first_line: int
+    last_line: int
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    span: m.Span
+    names: tuple[tuple[str, m.Span], ...]
+
+
+@dataclass
+class Syntax:
+    """What the parser saw in one file."""
+
+    source: str
+    statements: list[Statement] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    failed_chunks: int = 0
+
+
+# --- comments and chunks ------------------------------------------------------
+
+_STRING_OR_HASH = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#')
+
+
+def scan_comments(source: str) -> list[Comment]:
+    """Find ``#`` comments outside quoted text.
+
+    >>> scan_comments('define x: "a # b"  # why\\n# own\\n')
+    [Comment(line=1, column=20, text='# why', own_line=False), Comment(line=2, column=1, text='# own', own_line=True)]
+    """
+    out = []
+    for number, line in enumerate(source.split("\n"), start=1):
+        if "#" not in line:
+            continue
+        for match in _STRING_OR_HASH.finditer(line):
+            if match.group() == "#":
+                col = match.start()
+                out.append(Comment(number, col + 1, line[col:].rstrip(), not line[:col].strip()))
+                break
+    return out
+
+
+def _chunks(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last) 0-based line ranges of top-level statements."""
+    starts = [i for i, ln in enumerate(lines) if ln[:1] not in ("", " ", "\t", "#", "\r", "\f")]
+    ranges = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        while end - 1 > start and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+            end -= 1
+        ranges.append((start, end - 1))
+    return ranges
+
+
+# --- the transformer ------------------------------------------------------------
+
+_UNITS = {"day": "days", "days": "days", "week": "weeks", "weeks": "weeks", "month": "months",
+          "months": "months", "year": "years", "years": "years", "GBP": "gbp"}
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def _unquote(token: str) -> str:
+    return _ESCAPE.sub(lambda mt: mt.group(1), token[1:-1])
+
+
+class _Build(Transformer):
+    """Builds model nodes straight from the parse tree (ids come later, in lower)."""
+
+    def __init__(self, sink: Sink, line_offset: int, pos_offset: int, chunk: str):
+        super().__init__()
+        self.sink = sink
+        self.lines = line_offset
+        self.pos = pos_offset
+        self.chunk = chunk
+
+    def span(self, meta) -> m.Span:
+        if getattr(meta, "empty", True):
+            return m.NOWHERE
+        end = meta.end_pos
+        if end > meta.start_pos and self.chunk[end - 1] in " \t\r\n#":
+            end = _trim_end(self.chunk, meta.start_pos, end)
+        end_line = meta.line + self.chunk.count("\n", meta.start_pos, end)
+        end_column = end - (self.chunk.rfind("\n", 0, end) + 1) + 1
+        return m.Span(line=meta.line + self.lines, column=meta.column, end_line=end_line + self.lines,
+                      end_column=end_column, start=meta.start_pos + self.pos, end=end + self.pos)
+
+    def tspan(self, tok: Token) -> m.Span:
+        return m.Span(line=tok.line + self.lines, column=tok.column, end_line=tok.end_line + self.lines,
+                      end_column=tok.end_column, start=tok.start_pos + self.pos, end=tok.end_pos + self.pos)
+
+    def number(self, tok: Token) -> float:
+        digits = tok.replace(".", "")
+        if len(digits.lstrip("0")) > MAX_NUMBER_DIGITS:
+            self.sink.error("PW104", f"the number {tok[:20]}{'…' if len(tok) > 20 else ''} is too long",
+                            self.tspan(tok), help=f"numbers may have at most {MAX_NUMBER_DIGITS} digits")
+            return 0.0
+        return float(tok)
+
+    def string(self, tok: Token | None) -> str | None:
+        return None if tok is None else _unquote(tok)
+
+    # header, imports, outcomes
+    @v_args(inline=True, meta=True)
+    def protocol_header(self, meta, name, *fields):
+        values: dict = {"name": str(name), "span": self.span(meta)}
+        known = {"version", "title", "status", "authors", "source", "description"}
+        for key, items, fspan in fields:
+            if key not in known:
+                from .diagnostics import did_you_mean
+                self.sink.error("PW110", f"`{key}` is not a header field", fspan,
+                                help=did_you_mean(key, known) or f"header fields are: {', '.join(sorted(known))}")
+                continue
+            if key == "authors":
+                values["authors"] = tuple(items)
+            elif len(items) != 1:
+                self.sink.error("PW111", f"`{key}` takes one value", fspan)
+            elif key == "source":
+                values["citation"] = items[0]
+            else:
+                values[key] = items[0]
+        return m.Header(**values)
+
+    @v_args(inline=True, meta=True)
+    def header_field(self, meta, key, *items):
+        return (str(key), [_unquote(i) if i.type == "STRING" else str(i) for i in items], self.span(meta))
+
+    @v_args(inline=True, meta=True)
+    def uses(self, meta, path, alias):
+        text = _unquote(path)
+        stem = re.sub(r"\.pw$", "", text.replace("\\", "/").rsplit("/", 1)[-1])
+        return m.Use(span=self.span(meta), path=text, alias=str(alias) if alias else stem)
+
+    @v_args(inline=True, meta=True)
+    def outcomes(self, meta, *names):
+        return Outcomes(self.span(meta), tuple((str(n), self.tspan(n)) for n in names))
+
+    # parameters and codes
+    @v_args(inline=True, meta=True)
+    def parameter(self, meta, name, label, default):
+        return m.Parameter(span=self.span(meta), name=str(name), label=self.string(label), default=default)
+
+    @v_args(inline=True, meta=True)
+    def codes_inline(self, meta, name, label, *codes):
+        return m.ValueSet(span=self.span(meta), name=str(name), label=self.string(label), codes=tuple(codes))
+
+    @v_args(inline=True, meta=True)
+    def codes_file(self, meta, name, label, path):
+        return m.ValueSet(span=self.span(meta), name=str(name), label=self.string(label), source_file=_unquote(path))
+
+    @v_args(inline=True, meta=True)
+    def code_line(self, meta, system, code, display):
+        text = _unquote(code) if code.type == "STRING" else str(code)
+        return m.Code(system=str(system), code=text, display=self.string(display) or "")
+
+    # definitions and item lists
+    @v_args(inline=True, meta=True)
+    def define(self, meta, keyword, name, label, body):
+        return m.Definition(span=self.span(meta), name=str(name), label=self.string(label),
+                            criterion=keyword == "criterion", expr=body)
+
+    @v_args(inline=True, meta=True)
+    def item_block(self, meta, quantifier, *items):
+        kind, minimum = quantifier
+        return m.ItemList(span=self.span(meta), quantifier=kind, minimum=minimum, items=tuple(items))
+
+    def q_all(self, _):
+        return ("all", None)
+
+    def q_any(self, _):
+        return ("any", None)
+
+    def q_none(self, _):
+        return ("none", None)
+
+    @v_args(inline=True)
+    def q_at_least(self, minimum):
+        return ("at_least", minimum)
+
+    @v_args(inline=True, meta=True)
+    def labelled_item(self, meta, label, body):
+        return m.Item(span=self.span(meta), label=_unquote(label), expr=body)
+
+    @v_args(inline=True, meta=True)
+    def ref_item(self, meta, ref):
+        return m.Item(span=self.span(meta), label="", expr=ref)
+
+    # scores, bands, levels
+    @v_args(inline=True, meta=True)
+    def score(self, meta, name, label, *items):
+        return m.Score(span=self.span(meta), name=str(name), label=self.string(label), items=tuple(items))
+
+    @v_args(inline=True, meta=True)
+    def labelled_score_item(self, meta, label, weight, expr):
+        return m.ScoreItem(span=self.span(meta), label=_unquote(label), weight=1.0 if weight is None else weight,
+                           expr=expr)
+
+    @v_args(inline=True, meta=True)
+    def ref_score_item(self, meta, ref, weight):
+        return m.ScoreItem(span=self.span(meta), label="", weight=1.0 if weight is None else weight, expr=ref)
+
+    @v_args(inline=True)
+    def weight(self, tok):
+        return self.number(tok)
+
+    @v_args(inline=True, meta=True)
+    def bands(self, meta, name, label, value, *bands):
+        return m.Bands(span=self.span(meta), name=str(name), label=self.string(label), value=value, bands=tuple(bands))
+
+    @v_args(inline=True, meta=True)
+    def band(self, meta, name, label, op, threshold):
+        return m.Band(span=self.span(meta), name=str(name), label=self.string(label), op=op, threshold=threshold)
+
+    @v_args(inline=True, meta=True)
+    def band_otherwise(self, meta, name, label):
+        return m.Band(span=self.span(meta), name=str(name), label=self.string(label))
+
+    @v_args(inline=True, meta=True)
+    def levels(self, meta, name, label, *levels):
+        ordered = tuple(lv for lv in levels if lv.condition is not None)
+        fallbacks = [lv for lv in levels if lv.condition is None]
+        for extra in fallbacks[1:]:
+            self.sink.error("PW120", "a levels block has only one `otherwise` level", extra.span)
+        for lv in levels:
+            if lv.condition is not None and fallbacks and lv.span.line > fallbacks[0].span.line:
+                self.sink.error("PW121", f"level {lv.number} comes after the `otherwise` level and can never be used",
+                                lv.span, help="put the `otherwise` level last")
+        return m.Levels(span=self.span(meta), name=str(name), label=self.string(label), levels=ordered,
+                        fallback=fallbacks[0] if fallbacks else None)
+
+    @v_args(inline=True, meta=True)
+    def level(self, meta, number, label, body):
+        return m.Level(span=self.span(meta), number=self._int(number), label=_unquote(label), condition=body)
+
+    @v_args(inline=True, meta=True)
+    def level_otherwise(self, meta, number, label):
+        return m.Level(span=self.span(meta), number=self._int(number), label=_unquote(label))
+
+    def _int(self, tok) -> int:
+        return int(self.number(tok))
+
+    # pathways
+    @v_args(inline=True, meta=True)
+    def pathway(self, meta, name, label, *parts):
+        entries = [p for p in parts if isinstance(p, tuple)]
+        for extra in entries[1:]:
+            self.sink.error("PW122", "a pathway has only one `entry when` line", extra[1],
+                            help="combine the conditions with `and` or `or`")
+        return m.Pathway(span=self.span(meta), name=str(name), label=self.string(label),
+                         entry=entries[0][0] if entries else None,
+                         steps=tuple(p for p in parts if isinstance(p, m.Step)),
+                         exits=tuple(p for p in parts if isinstance(p, m.Exit)))
+
+    @v_args(inline=True, meta=True)
+    def entry(self, meta, expr):
+        return (expr, self.span(meta))
+
+    @v_args(inline=True, meta=True)
+    def step(self, meta, name, label, *parts):
+        return m.Step(span=self.span(meta), name=str(name), label=self.string(label),
+                      actions=tuple(p for p in parts if isinstance(p, m.Action)),
+                      transitions=tuple(p for p in parts if isinstance(p, m.Transition)))
+
+    @v_args(inline=True, meta=True)
+    def on_event(self, meta, event, target):
+        return m.Transition(span=self.span(meta), trigger="event", event=str(event), **target)
+
+    @v_args(inline=True, meta=True)
+    def on_condition(self, meta, cond, target):
+        return m.Transition(span=self.span(meta), trigger="when", condition=cond, **target)
+
+    @v_args(inline=True, meta=True)
+    def on_timer(self, meta, delay, target):
+        return m.Transition(span=self.span(meta), trigger="after", delay=delay, **target)
+
+    @v_args(inline=True)
+    def step_target(self, name):
+        return {"target": str(name), "target_is_exit": False}
+
+    @v_args(inline=True)
+    def exit_target(self, name):
+        return {"target": str(name), "target_is_exit": True}
+
+    @v_args(inline=True, meta=True)
+    def action(self, meta, label, timing, interval):
+        return m.Action(span=self.span(meta), label=_unquote(label), timing=str(timing), interval=interval)
+
+    @v_args(inline=True, meta=True)
+    def exit_plain(self, meta, name, label):
+        return m.Exit(span=self.span(meta), name=str(name), label=self.string(label))
+
+    @v_args(inline=True, meta=True)
+    def exit_event(self, meta, name, label, event):
+        return m.Exit(span=self.span(meta), name=str(name), label=self.string(label), event=str(event))
+
+    @v_args(inline=True, meta=True)
+    def exit_condition(self, meta, name, label, cond):
+        return m.Exit(span=self.span(meta), name=str(name), label=self.string(label), condition=cond)
+
+    # care plans
+    @v_args(inline=True, meta=True)
+    def care_plan(self, meta, name, label, pathway, *sections):
+        return m.CarePlan(span=self.span(meta), name=str(name), label=self.string(label),
+                          pathway=str(pathway) if pathway else None, sections=tuple(sections))
+
+    @v_args(inline=True, meta=True)
+    def section(self, meta, kind, label, *items):
+        return m.Section(span=self.span(meta), section=str(kind), label=self.string(label), items=tuple(items))
+
+    @v_args(inline=True, meta=True)
+    def plan_item(self, meta, text, role, cond):
+        return m.PlanItem(span=self.span(meta), text=_unquote(text), role=self.string(role), condition=cond)
+
+    # tests
+    @v_args(inline=True, meta=True)
+    def test(self, meta, name, *parts):
+        fields: dict = {"as_of": None, "overrides": [], "facts": [], "expectations": []}
+        for part in parts:
+            key, value = part
+            if key == "as_of":
+                fields["as_of"] = value
+            else:
+                fields[key].extend(value)
+        return m.ProtocolTest(span=self.span(meta), name=_unquote(name), as_of=fields["as_of"],
+                              overrides=tuple(fields["overrides"]), facts=tuple(fields["facts"]),
+                              expectations=tuple(fields["expectations"]))
+
+    @v_args(inline=True)
+    def test_as_of(self, date):
+        return ("as_of", str(date))
+
+    @v_args(inline=True, meta=True)
+    def test_with(self, meta, ref, value):
+        return ("overrides", [m.Override(span=self.span(meta), parameter=ref.dotted, value=value)])
+
+    @v_args(inline=True)
+    def test_patient(self, *facts):
+        return ("facts", list(facts))
+
+    @v_args(inline=True, meta=True)
+    def fact(self, meta, verb, *args):
+        return m.Fact(span=self.span(meta), verb=str(verb), args=tuple(str(a) for a in args))
+
+    @v_args(inline=True)
+    def money_arg(self, number):
+        return f"£{number}"
+
+    @v_args(inline=True, meta=True)
+    def test_expect(self, meta, ref, value):
+        return ("expectations", [m.Expectation(span=self.span(meta), outcome=ref.dotted, value=value)])
+
+    # expressions
+    def _fold(self, meta, children, op_of):
+        node = children[0]
+        i = 1
+        while i < len(children):
+            op, right = op_of(children, i)
+            i += 2 if isinstance(children[i], Token) and children[i].type in ("ADD_OP", "MUL_OP") else 1
+            span = m.Span(line=node.span.line, column=node.span.column, end_line=right.span.end_line,
+                          end_column=right.span.end_column, start=node.span.start, end=right.span.end)
+            node = m.Binary(span=span, op=op, left=node, right=right)
+        return node
+
+    @v_args(meta=True)
+    def or_expr(self, meta, children):
+        return self._fold(meta, children, lambda ch, i: ("or", ch[i]))
+
+    @v_args(meta=True)
+    def and_expr(self, meta, children):
+        return self._fold(meta, children, lambda ch, i: ("and", ch[i]))
+
+    filter = or_expr
+    filter_and = and_expr
+
+    @v_args(meta=True)
+    def sum(self, meta, children):
+        return self._fold(meta, children, lambda ch, i: (str(ch[i]), ch[i + 1]))
+
+    product = sum
+
+    @v_args(inline=True, meta=True)
+    def not_(self, meta, operand):
+        return m.Not(span=self.span(meta), operand=operand)
+
+    @v_args(inline=True, meta=True)
+    def negate(self, meta, operand):
+        return m.Negate(span=self.span(meta), operand=operand)
+
+    @v_args(inline=True, meta=True)
+    def compare(self, meta, left, op, right):
+        return m.Compare(span=self.span(meta), op=op, left=left, right=right)
+
+    @v_args(inline=True, meta=True)
+    def in_top(self, meta, value, percent, group):
+        pct = m.Quantity(span=self.tspan(percent), value=self.number(percent), unit="percent", text=str(percent))
+        return m.InTop(span=self.span(meta), value=value, percent=pct, group=str(group))
+
+    def ge(self, _):
+        return ">="
+
+    def gt(self, _):
+        return ">"
+
+    def le(self, _):
+        return "<="
+
+    def lt(self, _):
+        return "<"
+
+    def eq(self, _):
+        return "="
+
+    def ne(self, _):
+        return "!="
+
+    @v_args(inline=True, meta=True)
+    def count(self, meta, source):
+        return m.Aggregate(span=self.span(meta), op="count", source=source)
+
+    @v_args(inline=True, meta=True)
+    def any_(self, meta, source):
+        return m.Aggregate(span=self.span(meta), op="any", source=source)
+
+    @v_args(inline=True, meta=True)
+    def no_(self, meta, source):
+        return m.Aggregate(span=self.span(meta), op="no", source=source)
+
+    @v_args(inline=True, meta=True)
+    def attr_aggregate(self, meta, op, attribute, source):
+        return m.Aggregate(span=self.span(meta), op=str(op), attribute=str(attribute), source=source)
+
+    @v_args(inline=True, meta=True)
+    def total_stay(self, meta, source):
+        return m.Aggregate(span=self.span(meta), op="total_stay", source=source)
+
+    @v_args(inline=True, meta=True)
+    def per_period(self, meta, op, period, source):
+        return m.PerPeriod(span=self.span(meta), op=str(op), period=period, source=source)
+
+    @v_args(inline=True, meta=True)
+    def percentile(self, meta, value, group):
+        return m.Percentile(span=self.span(meta), value=value, group=str(group))
+
+    @v_args(inline=True, meta=True)
+    def items_met(self, meta, ref):
+        return m.ItemsMet(span=self.span(meta), target=ref)
+
+    @v_args(inline=True, meta=True)
+    def where(self, meta, source, cond):
+        return m.Filter(span=self.span(meta), source=source, condition=cond)
+
+    @v_args(meta=True)
+    def in_last(self, meta, children):
+        return m.Window(span=self.span(meta), source=children[0], mode="last", amount=children[-1])
+
+    @v_args(inline=True, meta=True)
+    def between(self, meta, source, start, end):
+        return m.Window(span=self.span(meta), source=source, mode="between", start=start, end=end)
+
+    @v_args(inline=True, meta=True)
+    def before(self, meta, source, start):
+        return m.Window(span=self.span(meta), source=source, mode="before", start=start)
+
+    @v_args(inline=True, meta=True)
+    def after(self, meta, source, start):
+        return m.Window(span=self.span(meta), source=source, mode="after", start=start)
+
+    @v_args(inline=True, meta=True)
+    def attr_compare(self, meta, name, op, value):
+        attr = m.Ref(span=self.tspan(name), name=str(name))
+        return m.Compare(span=self.span(meta), op=op, left=attr, right=value)
+
+    @v_args(inline=True, meta=True)
+    def attr_in(self, meta, name, ref):
+        return m.InValueSet(span=self.span(meta), attribute=str(name), value_set=ref)
+
+    @v_args(inline=True, meta=True)
+    def quantity(self, meta, number, unit):
+        return m.Quantity(span=self.span(meta), value=self.number(number),
+                          unit=_UNITS[str(unit)] if unit else "count", text=str(number))
+
+    @v_args(inline=True, meta=True)
+    def money(self, meta, number):
+        return m.Quantity(span=self.span(meta), value=self.number(number), unit="gbp", text=str(number))
+
+    @v_args(inline=True, meta=True)
+    def text(self, meta, tok):
+        return m.Text(span=self.span(meta), value=_unquote(tok))
+
+    @v_args(inline=True, meta=True)
+    def date(self, meta, tok):
+        from .dates import check_date
+        problem = check_date(str(tok))
+        if problem:
+            self.sink.error("PW105", problem, self.tspan(tok))
+        precision = {10: "day", 7: "month"}.get(len(tok), "year")
+        return m.DateLiteral(span=self.span(meta), value=str(tok), precision=precision)
+
+    @v_args(inline=True, meta=True)
+    def ago(self, meta, amount):
+        return m.Ago(span=self.span(meta), amount=amount)
+
+    @v_args(inline=True, meta=True)
+    def ref(self, meta, first, second):
+        if second is None:
+            return m.Ref(span=self.span(meta), name=str(first))
+        return m.Ref(span=self.span(meta), name=str(second), namespace=str(first))
+
+    @v_args(meta=True)
+    def true(self, meta, _children):
+        return m.Boolean(span=self.span(meta), value=True)
+
+    @v_args(meta=True)
+    def false(self, meta, _children):
+        return m.Boolean(span=self.span(meta), value=False)
+
+    @v_args(inline=True)
+    def start(self, statement):
+        return statement
+
+
+def _trim_end(chunk: str, start: int, end: int) -> int:
+    """Move a span's end back over trailing blank lines and comment lines."""
+    while True:
+        while end > start and chunk[end - 1] in " \t\r\n":
+            end -= 1
+        line_start = chunk.rfind("\n", start, end) + 1
+        if line_start > start and chunk[line_start:end].lstrip().startswith("#"):
+            end = line_start
+            continue
+        return end
+
+
+# --- errors ---------------------------------------------------------------------
+
+_FRIENDLY = {
+    "NAME": "a name", "STRING": "text in double quotes", "NUMBER": "a number", "INT": "a whole number",
+    "DATE": "a date (YYYY-MM-DD)", "UNIT": "a unit (days, weeks, months, years, GBP)", "_NL": "the end of the line",
+    "_INDENT": "an indented block", "_DEDENT": "the end of the block", "$END": "the end of the file",
+    "CODE": "a code", "IN_THE_LAST": "`in the last`", "ADD_OP": "`+` or `-`", "MUL_OP": "`*` or `/`",
+    "DEFINE_KW": "`define` or `criterion`", "AGG_OP": "`sum`, `min`, `max`, `latest` or `earliest`",
+    "PERIOD_OP": "`lowest`, `highest` or `average`", "ACTION_TIMING": "`within` or `every`",
+}
+
+
+def _friendly(term: str) -> str:
+    if term in _FRIENDLY:
+        return _FRIENDLY[term]
+    try:
+        pattern = _lark().get_terminal(term).pattern
+    except KeyError:
+        return term.lower()
+    return f"`{pattern.value}`" if pattern.type == "str" else term.lower()
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type in ("_NL", "$END", "_DEDENT", "_INDENT"):
+        return {"_NL": "end of line", "$END": "end of the statement",
+                "_DEDENT": "end of the block", "_INDENT": "indented line"}[tok.type]
+    text = str(tok)
+    return f"`{text[:30]}`"
+
+
+def _syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk: str) -> None:
+    if isinstance(exc, UnexpectedCharacters):
+        char = chunk[exc.pos_in_stream] if exc.pos_in_stream < len(chunk) else ""
+        span = m.Span(line=exc.line + lines, column=exc.column, end_line=exc.line + lines,
+                      end_column=exc.column + 1, start=exc.pos_in_stream + pos, end=exc.pos_in_stream + pos + 1)
+        if char == '"':
+            sink.error("PW102", "this text has no closing quote", span,
+                       help='add a `"` at the end of the text, on the same line')
+        elif char.isalpha() and char.isupper():
+            sink.error("PW103", "names are written in lower case", span,
+                       help="write names with lower-case letters, digits and `_`, e.g. `active_ltcs`")
+        elif char.isprintable() and char.strip():
+            sink.error("PW101", f"`{char}` is not allowed here", span)
+        else:
+            sink.error("PW101", f"unexpected character {char!r}", span,
+                       help="protocol files are plain text; remove the stray character")
+        return
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        line = (tok.line or 1) + lines
+        col = tok.column or 1
+        end_col = tok.end_column if tok.end_line == tok.line and tok.end_column else col + 1
+        start = (tok.start_pos or 0) + pos
+        if tok.type in ("_NL", "_DEDENT", "_INDENT", "$END"):
+            end_col = col + 1
+        span = m.Span(line=line, column=col, end_line=line, end_column=end_col, start=start, end=start + 1)
+        expected = sorted({_friendly(t) for t in exc.expected if not t.startswith("__")})
+        shown = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
+        sink.error("PW100", f"unexpected {_describe_token(tok)}", span,
+                   help=f"expected {shown}" if expected else None)
+        return
+    if isinstance(exc, UnexpectedEOF):
+        sink.error("PW100", "the statement ends too early", m.Span(line=lines + 1, column=1, end_line=lines + 1,
+                                                                    end_column=2, start=pos, end=pos + 1))
+        return
+    sink.error("PW100", "this statement could not be read", m.Span(line=lines + 1, column=1, end_line=lines + 1,
+                                                                    end_column=2, start=pos, end=pos + 1))
+
+
+def _depth(tree: Tree) -> int:
+    """The depth of a parse tree, without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        for child in node.children:
+            if isinstance(child, Tree):
+                stack.append((child, d + 1))
+    return deepest
+
+
+def parse(source: str, sink: Sink) -> Syntax:
+    """Parse a whole file, statement by statement, reporting into ``sink``."""
+    syntax = Syntax(source=source, comments=scan_comments(source))
+    if "\x00" in source:
+        sink.error("PW106", "the file contains a NUL byte; it does not look like a protocol", m.NOWHERE,
+                   help="protocol files are UTF-8 text")
+        return syntax
+    lines = source.split("\n")
+    offsets = [0]
+    for ln in lines:
+        offsets.append(offsets[-1] + len(ln) + 1)
+    docs = {c.line: c.text for c in syntax.comments if c.own_line and c.text.startswith("##") and c.column == 1}
+    parser = _lark()
+    for first, last in _chunks(lines):
+        chunk = "\n".join(lines[first:last + 1]) + "\n"
+        try:
+            tree = parser.parse(chunk)
+        except (UnexpectedInput, DedentError) as exc:
+            syntax.failed_chunks += 1
+            if isinstance(exc, DedentError):
+                sink.error("PW107", "this line's indentation does not match any block above it",
+                           _dedent_span(chunk, first, offsets[first]),
+                           help="indent it to line up with the lines of its block")
+            else:
+                _syntax_error(exc, sink, first, offsets[first], chunk)
+            continue
+        depth = _depth(tree)
+        if depth > MAX_DEPTH * 3:
+            syntax.failed_chunks += 1
+            sink.error("PW108", "this statement is nested too deeply to read",
+                       m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
+                       help="split it into named definitions")
+            continue
+        try:
+            node = _Build(sink, first, offsets[first], chunk).transform(tree)
+        except (RecursionError, VisitError) as exc:
+            if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
+                raise
+            syntax.failed_chunks += 1
+            sink.error("PW108", "this statement is nested too deeply to read",
+                       m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
+                       help="split it into named definitions")
+            continue
+        doc_lines = []
+        k = first  # 1-based line number of the line just above the statement
+        while k in docs:
+            doc_lines.insert(0, docs[k][2:].strip())
+            k -= 1
+        if doc_lines and isinstance(node, m.Decl):
+            node = node.model_copy(update={"doc": "\n".join(doc_lines)})
+        syntax.statements.append(Statement(node, first + 1, last + 1))
+    return syntax
+
+
+def _dedent_span(chunk: str, first: int, offset: int) -> m.Span:
+    """The first line whose indentation matches no open block."""
+    levels = [0]
+    for i, ln in enumerate(chunk.split("\n")):
+        if not ln.strip() or ln.lstrip().startswith("#"):
+            continue
+        indent = len(ln.expandtabs(8)) - len(ln.expandtabs(8).lstrip())
+        if indent > levels[-1]:
+            levels.append(indent)
+        elif indent < levels[-1]:
+            while levels and indent < levels[-1]:
+                levels.pop()
+            if not levels or levels[-1] != indent:
+                return m.Span(line=first + i + 1, column=1, end_line=first + i + 1, end_column=indent + 1,
+                              start=offset)
+    return m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offset)

@@ -1,0 +1,314 @@
+"""Resolution: imports, the header, value sets, and what every name means.
+
+Names inside ``where`` filters are attributes of one record item; they are
+checked by the type checker, which knows the item kind. A name that cannot
+be found is reported once, with a did-you-mean, and its uses elsewhere are
+not reported again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Callable
+
+from pathways import model as m
+from pathways import schema
+from pathways.graphs import definition_cycles, dependency_graph
+from pathways.walk import refs, walk
+
+from .diagnostics import Label, did_you_mean
+from .unit import Unit
+
+#: How the compiler reads a file named by a protocol: (importing unit, relative path) -> unit or error.
+ImportFn = Callable[[Unit, str, m.Span], "Unit | None"]
+ReadFn = Callable[[Unit, str], str]
+
+_INTERPOLATION = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
+
+
+def name_span(unit: Unit, decl: m.Decl | m.Step | m.Exit) -> m.Span:
+    """The span of a declaration's name on its first line (for precise carets)."""
+    s = decl.span
+    line = unit.source[s.start:].split("\n", 1)[0]
+    match = re.search(rf"\b{re.escape(decl.name)}\b", line)
+    if not match:
+        return m.Span(line=s.line, column=s.column, end_line=s.line, end_column=s.column + 1, start=s.start)
+    return m.Span(line=s.line, column=s.column + match.start(), end_line=s.line,
+                  end_column=s.column + match.end(), start=s.start + match.start(), end=s.start + match.end())
+
+
+def resolve_header(unit: Unit) -> None:
+    if unit.header is None:
+        if unit.syntax and unit.syntax.failed_chunks:
+            return  # the header may be the statement that failed to parse
+        unit.sink.error("PW210", "this file has no `protocol` header",
+                        m.Span(line=1, column=1, end_line=1, end_column=2),
+                        help='start the file with `protocol my_protocol:` and its `version "1.0.0"`')
+        return
+    h = unit.header
+    if h.status not in ("draft", "active", "retired"):
+        unit.sink.error("PW212", f"`{h.status}` is not a protocol status", h.span,
+                        help=did_you_mean(h.status, ("draft", "active", "retired"))
+                        or "the status is draft, active or retired")
+    if not h.version:
+        unit.sink.warning("PW213", f"protocol `{h.name}` has no version", h.span,
+                          help='add a line `version "1.0.0"`: results quote the version they were made with')
+
+
+def resolve_imports(unit: Unit, load: ImportFn) -> None:
+    for use in unit.uses:
+        if use.alias in unit.imports:
+            unit.sink.error("PW603", f"`{use.alias}` is imported twice", use.span,
+                            help="give the second import another name with `as`")
+            continue
+        unit.imports[use.alias] = load(unit, use.path, use.span)
+
+
+def resolve_value_sets(unit: Unit, read: ReadFn) -> None:
+    for decl in unit.order:
+        if not isinstance(decl, m.ValueSet):
+            continue
+        codes = list(decl.codes)
+        if decl.source_file is not None:
+            try:
+                text = read(unit, decl.source_file)
+            except (OSError, ValueError) as exc:
+                unit.sink.error("PW231", f"cannot read the code list {decl.source_file!r}: {exc}", decl.span)
+                text = ""
+            codes.extend(_read_codes_csv(unit, decl, text))
+        for code in codes:
+            if code.system not in schema.CODE_SYSTEMS:
+                unit.sink.error("PW230", f"`{code.system}` is not a code system I know", decl.span,
+                                help=did_you_mean(code.system, schema.CODE_SYSTEMS)
+                                or f"code systems are: {', '.join(schema.CODE_SYSTEMS)}")
+        if not codes and decl.source_file is None:
+            unit.sink.warning("PW232", f"code list `{decl.name}` is empty", decl.span)
+        unit.codes[decl.name] = tuple(codes)
+
+
+def _read_codes_csv(unit: Unit, decl: m.ValueSet, text: str) -> list[m.Code]:
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if header is None:
+        if text:
+            unit.sink.error("PW233", f"{decl.source_file}: the code list is empty", decl.span)
+        return []
+    cols = [c.strip().lower() for c in header]
+    if "system" not in cols or "code" not in cols:
+        unit.sink.error("PW233", f"{decl.source_file}: the first row must name the columns system,code,display",
+                        decl.span, help=f"found: {', '.join(header)}")
+        return []
+    out = []
+    for number, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        record = dict(zip(cols, (c.strip() for c in row)))
+        if not record.get("code") or not record.get("system"):
+            unit.sink.error("PW233", f"{decl.source_file}:{number}: a row without a system or code", decl.span)
+            continue
+        out.append(m.Code(system=record["system"].lower(), code=record["code"],
+                          display=record.get("display", "")))
+    return out
+
+
+def _known(unit: Unit) -> list[str]:
+    return [*unit.decls, *schema.PATIENT_ATTRIBUTES, *schema.COLLECTIONS]
+
+
+def lookup(unit: Unit, ref: m.Ref) -> str | None:
+    """What a name means, as a target string, or None when unknown.
+
+    Targets: ``decl:NAME``, ``import:ALIAS:NAME``, ``patient:NAME``,
+    ``collection:NAME``; ``broken`` for names in an import that failed.
+    """
+    if ref.namespace is not None:
+        if ref.namespace not in unit.imports:
+            return None
+        imported = unit.imports[ref.namespace]
+        if imported is None:
+            return "broken"
+        return f"import:{ref.namespace}:{ref.name}" if ref.name in imported.decls else None
+    if ref.name in unit.decls:
+        return f"decl:{ref.name}"
+    if ref.name in schema.PATIENT_ATTRIBUTES:
+        return f"patient:{ref.name}"
+    if ref.name in schema.COLLECTIONS:
+        return f"collection:{ref.name}"
+    return None
+
+
+def report_unknown(unit: Unit, ref: m.Ref, extra: tuple[str, ...] = ()) -> None:
+    """Report a name nothing declares, once per name and file."""
+    key = (ref.namespace, ref.name)
+    if key in unit.unknown:
+        return
+    unit.unknown.add(key)
+    if ref.namespace is not None and ref.namespace not in unit.imports:
+        unit.sink.error("PW203", f"there is no import called `{ref.namespace}`", ref.span,
+                        help=did_you_mean(ref.namespace, unit.imports)
+                        or f'import it with `uses "{ref.namespace}.pw"`')
+    elif ref.namespace is not None:
+        imported = unit.imports[ref.namespace]
+        unit.sink.error("PW204", f"`{ref.namespace}` has nothing called `{ref.name}`", ref.span,
+                        help=did_you_mean(ref.name, imported.decls if imported else ()))
+    else:
+        unit.sink.error("PW201", f"unknown name `{ref.name}`", ref.span,
+                        help=did_you_mean(ref.name, [*_known(unit), *extra]))
+
+
+def _could_be_symbol(parent: m.Expr | None, ref: m.Ref) -> bool:
+    """``x is active``: the right side of an equality may be a symbol the
+    type checker resolves from the left side's type."""
+    return (isinstance(parent, m.Compare) and parent.right is ref and parent.op in ("=", "!=")
+            and ref.namespace is None)
+
+
+def resolve_names(unit: Unit) -> None:
+    """Give every name outside filters a target; report unknown names once each."""
+    for decl in unit.order:
+        parents = {}
+        for node in walk(decl):
+            if isinstance(node, m.Filter):
+                continue
+            for child in _child_nodes(node):
+                parents[id(child)] = node
+        for ref in refs(decl):
+            target = lookup(unit, ref)
+            if target is not None:
+                unit.targets[id(ref)] = target
+                if target.startswith("decl:") and target[5:] != decl.name:
+                    unit.used.add(target[5:])
+                elif target.startswith("decl:"):
+                    unit.used.add(target[5:])
+                continue
+            if _could_be_symbol(parents.get(id(ref)), ref) or _in_filter(decl, ref):
+                continue  # the type checker decides
+            report_unknown(unit, ref)
+    for name, span in unit.outcomes:
+        if name not in unit.decls:
+            unit.sink.error("PW206", f"outcome `{name}` is not declared in this protocol", span,
+                            help=did_you_mean(name, unit.decls))
+        else:
+            unit.used.add(name)
+    _check_dependency_cycles(unit)
+    _check_plan_texts(unit)
+    _check_pathways(unit)
+    _check_tests(unit)
+
+
+def _child_nodes(node):
+    from pathways.walk import children
+    return [c for _, c in children(node)]
+
+
+def _in_filter(decl: m.Decl, ref: m.Ref) -> bool:
+    for node in walk(decl):
+        if isinstance(node, m.Filter):
+            for inner in walk(node.condition):
+                if inner is ref:
+                    return True
+    return False
+
+
+def _check_dependency_cycles(unit: Unit) -> None:
+    graph = dependency_graph(unit.order)
+    for cycle in definition_cycles(graph):
+        first = unit.decls[cycle[0]]
+        path = " → ".join([*cycle, cycle[0]])
+        unit.sink.error("PW205", f"these definitions depend on each other in a circle: {path}",
+                        name_span(unit, first),
+                        labels=[Label(span=name_span(unit, unit.decls[n]), message="part of the circle")
+                                for n in cycle[1:]],
+                        help="one of them must be worked out without the others")
+
+
+def _check_plan_texts(unit: Unit) -> None:
+    for plan in unit.order:
+        if not isinstance(plan, m.CarePlan):
+            continue
+        if plan.pathway is not None:
+            target = unit.decls.get(plan.pathway)
+            if not isinstance(target, m.Pathway):
+                unit.sink.error("PW250", f"`{plan.pathway}` is not a pathway in this protocol", plan.span,
+                                help=did_you_mean(plan.pathway, [d.name for d in unit.order
+                                                                 if isinstance(d, m.Pathway)]))
+            else:
+                unit.used.add(plan.pathway)
+        seen: dict[str, m.Section] = {}
+        for section in plan.sections:
+            if section.section not in schema.SECTION_KINDS:
+                unit.sink.error("PW251", f"`{section.section}` is not a care-plan section", section.span,
+                                help=did_you_mean(section.section, schema.SECTION_KINDS)
+                                or f"sections are: {', '.join(schema.SECTION_KINDS)}")
+            elif section.section in seen:
+                unit.sink.warning("PW252", f"the `{section.section}` section appears twice", section.span,
+                                  labels=[Label(span=seen[section.section].span, message="first here")])
+            seen.setdefault(section.section, section)
+            for item in section.items:
+                for match in _INTERPOLATION.finditer(item.text):
+                    name = match.group(1)
+                    ns, _, base = name.rpartition(".")
+                    ref = m.Ref(span=item.span, name=base, namespace=ns or None)
+                    target = lookup(unit, ref)
+                    if target is None:
+                        report_unknown(unit, ref)
+                    elif target.startswith("decl:"):
+                        unit.used.add(base)
+
+
+def _check_pathways(unit: Unit) -> None:
+    for pathway in unit.order:
+        if not isinstance(pathway, m.Pathway):
+            continue
+        steps = {s.name for s in pathway.steps}
+        exits = {e.name for e in pathway.exits}
+        seen_steps: dict[str, m.Step] = {}
+        for step in pathway.steps:
+            if step.name in seen_steps:
+                unit.sink.error("PW506", f"step `{step.name}` is declared twice", name_span(unit, step),
+                                labels=[Label(span=name_span(unit, seen_steps[step.name]), message="first here")])
+            seen_steps.setdefault(step.name, step)
+            for t in step.transitions:
+                if t.event is not None and t.event not in m.PATHWAY_EVENTS:
+                    _bad_event(unit, t.event, t.span)
+                pool, what = (exits, "exit") if t.target_is_exit else (steps, "step")
+                if t.target not in pool:
+                    unit.sink.error("PW504", f"pathway `{pathway.name}` has no {what} called `{t.target}`",
+                                    t.span, help=did_you_mean(t.target, pool)
+                                    or (f"declare it with `exit {t.target} \"...\"`" if t.target_is_exit
+                                        else "declare the step, or go to an `exit`"))
+        for exit_ in pathway.exits:
+            if exit_.event is not None and exit_.event not in m.PATHWAY_EVENTS:
+                _bad_event(unit, exit_.event, exit_.span)
+        if not pathway.steps:
+            unit.sink.error("PW507", f"pathway `{pathway.name}` has no steps", pathway.span)
+
+
+def _bad_event(unit: Unit, event: str, span: m.Span) -> None:
+    unit.sink.error("PW505", f"`{event}` is not a pathway event", span,
+                    help=did_you_mean(event, m.PATHWAY_EVENTS)
+                    or f"pathway events are: {', '.join(m.PATHWAY_EVENTS)}")
+
+
+def _check_tests(unit: Unit) -> None:
+    for test in unit.order:
+        if not isinstance(test, m.ProtocolTest):
+            continue
+        for o in test.overrides:
+            ns, _, base = o.parameter.rpartition(".")
+            ref = m.Ref(span=o.span, name=base, namespace=ns or None)
+            target = lookup(unit, ref)
+            owner = unit if not ns else unit.imports.get(ns)
+            if target is None:
+                report_unknown(unit, ref)
+            elif target != "broken" and not isinstance(owner.decls.get(base) if owner else None, m.Parameter):
+                unit.sink.error("PW260", f"`{o.parameter}` is not a parameter, so a test cannot set it", o.span)
+        for e in test.expectations:
+            ns, _, base = e.outcome.rpartition(".")
+            ref = m.Ref(span=e.span, name=base, namespace=ns or None)
+            if lookup(unit, ref) is None:
+                report_unknown(unit, ref)
+            elif not ns:
+                unit.used.add(base)

@@ -1,0 +1,486 @@
+"""Type checking: true/false, numbers with their dimension, dates, lists of items.
+
+Durations (days, weeks, months, years), money (GBP) and plain counts are
+different dimensions: comparing days with GBP is an error, and so is
+comparing ``age`` with a bare ``65`` (the fix is to write ``65 years``).
+A wrong sub-expression gets the type ``unknown`` so one mistake is reported
+once, not again by every expression that contains it.
+"""
+
+from __future__ import annotations
+
+from pathways import model as m
+from pathways import schema
+from pathways.schema import BOOL, COUNT, DATE, DURATION, PERCENT, TEXT, UNKNOWN, Type
+
+from .diagnostics import did_you_mean
+from .resolve import lookup, report_unknown
+from .unit import Unit
+
+LEVEL = Type("level")
+VALUE_SET = Type("value_set")
+
+_CMP_WORDS = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than", "=": "is", "!=": "is not"}
+
+
+def _is_number(t: Type) -> bool:
+    return t.base == "number" or t.base == "level"
+
+
+def _dim(t: Type) -> str:
+    return "count" if t.base == "level" else t.detail
+
+
+class Checker:
+    def __init__(self, unit: Unit):
+        self.unit = unit
+        self.sink = unit.sink
+        self.visiting: set[str] = set()
+
+    # --- declarations -------------------------------------------------------
+    def decl_type(self, unit: Unit, name: str) -> Type:
+        if name in unit.types:
+            return unit.types[name]
+        if unit is not self.unit:
+            return UNKNOWN  # imported units were checked on their own
+        decl = unit.decls.get(name)
+        if decl is None or name in self.visiting:
+            return UNKNOWN
+        self.visiting.add(name)
+        try:
+            t = self.check_decl(decl)
+        finally:
+            self.visiting.discard(name)
+        unit.types[name] = t
+        return t
+
+    def check_decl(self, decl: m.Decl) -> Type:
+        if isinstance(decl, m.Parameter):
+            if not isinstance(decl.default, (m.Quantity, m.Text, m.Boolean, m.DateLiteral)):
+                self.sink.error("PW320", f"the default of parameter `{decl.name}` must be a plain value",
+                                decl.default.span, help="write a number with its unit, a date, text, true or false")
+                return UNKNOWN
+            return self.expr(decl.default)
+        if isinstance(decl, m.ValueSet):
+            return VALUE_SET
+        if isinstance(decl, m.Definition):
+            t = self.expr(decl.expr)
+            if decl.criterion and t not in (BOOL, UNKNOWN):
+                self.sink.error("PW310", f"criterion `{decl.name}` must be true or false, but it is a {t}",
+                                decl.expr.span, help="use `define` for values that are not true/false")
+            return t
+        if isinstance(decl, m.Score):
+            for item in decl.items:
+                self.expect(item.expr, BOOL, "a score item")
+            return COUNT
+        if isinstance(decl, m.Bands):
+            value = self.expr(decl.value)
+            if value is not UNKNOWN and not _is_number(value):
+                self.sink.error("PW330", f"bands divide a number, but this is a {value}", decl.value.span)
+            for band in decl.bands:
+                if band.threshold is not None:
+                    t = self.expr(band.threshold)
+                    if value is not UNKNOWN and t is not UNKNOWN and _is_number(value) and _is_number(t) \
+                            and _dim(t) != _dim(value):
+                        self._unit_mismatch(band.threshold, value, t)
+            return Type("symbol", f"band:{decl.name}")
+        if isinstance(decl, m.Levels):
+            numbers: dict[int, m.Level] = {}
+            for level in (*decl.levels, *([decl.fallback] if decl.fallback else [])):
+                if level.number in numbers:
+                    self.sink.error("PW340", f"level {level.number} is used twice", level.span)
+                numbers[level.number] = level
+                if level.condition is not None:
+                    self.expect(level.condition, BOOL, f"the condition of level {level.number}")
+            if decl.fallback is None:
+                self.sink.error("PW341", f"levels `{decl.name}` need an `otherwise` level", decl.span,
+                                help='add a last line such as `otherwise level 0 "No long term condition"`')
+            return LEVEL
+        if isinstance(decl, m.Pathway):
+            if decl.entry is not None:
+                self.expect(decl.entry, BOOL, "the entry condition")
+            for step in decl.steps:
+                for action in step.actions:
+                    self.expect(action.interval, DURATION, "how long an action may take")
+                for t in step.transitions:
+                    if t.condition is not None:
+                        self.expect(t.condition, BOOL, "a `when` transition")
+                    if t.delay is not None:
+                        self.expect(t.delay, DURATION, "an `after` timer")
+            for exit_ in decl.exits:
+                if exit_.condition is not None:
+                    self.expect(exit_.condition, BOOL, "an exit condition")
+            return Type("pathway")
+        if isinstance(decl, m.CarePlan):
+            for section in decl.sections:
+                for item in section.items:
+                    if item.condition is not None:
+                        self.expect(item.condition, BOOL, "a care-plan item's `when`")
+            return Type("care_plan")
+        if isinstance(decl, m.ProtocolTest):
+            self.check_test(decl)
+            return Type("test")
+        return UNKNOWN
+
+    def check_test(self, test: m.ProtocolTest) -> None:
+        for o in test.overrides:
+            ns, _, base = o.parameter.rpartition(".")
+            owner = self.unit if not ns else self.unit.imports.get(ns)
+            if owner is None or base not in owner.decls:
+                continue
+            self.expect(o.value, self.decl_type(owner, base), f"parameter `{o.parameter}`", symbols_of=None)
+        for e in test.expectations:
+            ns, _, base = e.outcome.rpartition(".")
+            owner = self.unit if not ns else self.unit.imports.get(ns)
+            if owner is None or base not in owner.decls:
+                continue
+            want = self.decl_type(owner, base)
+            self.expect(e.value, want, f"the expected `{e.outcome}`", symbols_of=want)
+
+    # --- expressions ----------------------------------------------------------
+    def expect(self, expr: m.Expr, want: Type, what: str, symbols_of: Type | None = None) -> None:
+        got = self.expr(expr, symbols_of=symbols_of)
+        if UNKNOWN in (got, want) or got == want:
+            return
+        if _is_number(got) and _is_number(want) and _dim(got) == _dim(want):
+            return
+        if _is_number(got) and _is_number(want):
+            self._unit_mismatch(expr, want, got)
+            return
+        self.sink.error("PW300", f"{what} must be {_a(want)}, but this is {_a(got)}", expr.span)
+
+    def _unit_mismatch(self, expr: m.Expr, want: Type, got: Type) -> None:
+        hint = None
+        if isinstance(expr, m.Quantity) and got == COUNT:
+            unit = {"duration": "years", "gbp": "GBP"}.get(want.detail)
+            if unit == "GBP":
+                hint = f"write the amount in pounds: `£{expr.text or expr.value:g}`" if not expr.text else \
+                    f"write the amount in pounds: `£{expr.text}`"
+            elif unit:
+                hint = f"write the unit, e.g. `{expr.text or expr.value} {unit}` or `{expr.text or expr.value} months`"
+        self.sink.error("PW301", f"this is {_a(got)} where {_a(want)} is needed", expr.span, help=hint)
+
+    def expr(self, e: m.Expr, item: str | None = None, symbols_of: Type | None = None) -> Type:
+        method = getattr(self, f"_{e.kind}")
+        return method(e, item, symbols_of)
+
+    def _quantity(self, e, item, sym):
+        return schema.UNIT_TYPES[e.unit]
+
+    def _text(self, e, item, sym):
+        return TEXT
+
+    def _boolean(self, e, item, sym):
+        return BOOL
+
+    def _date(self, e, item, sym):
+        return DATE
+
+    def _ref(self, e: m.Ref, item, sym):
+        if sym is not None and sym.base == "symbol" and e.namespace is None:
+            members = self.symbols(sym)
+            if e.name in members:
+                self.unit.targets[id(e)] = f"symbol:{e.name}"
+                return sym
+        if item is not None and e.namespace is None and e.name in schema.ITEM_ATTRIBUTES[item]:
+            self.unit.targets[id(e)] = f"attribute:{e.name}"
+            return schema.ITEM_ATTRIBUTES[item][e.name]
+        target = self.unit.targets.get(id(e)) or lookup(self.unit, e)
+        if target is None:
+            if sym is not None and sym.base == "symbol":
+                members = self.symbols(sym)
+                self.sink.error("PW302", f"`{e.name}` is not one of the values of {sym}", e.span,
+                                help=did_you_mean(e.name, members) or f"the values are: {', '.join(members)}")
+            else:
+                report_unknown(self.unit, e)
+            return UNKNOWN
+        self.unit.targets[id(e)] = target
+        kind, _, rest = target.partition(":")
+        if kind == "decl":
+            return self.decl_type(self.unit, rest)
+        if kind == "import":
+            alias, _, name = rest.partition(":")
+            imported = self.unit.imports.get(alias)
+            return imported.types.get(name, UNKNOWN) if imported else UNKNOWN
+        if kind == "patient":
+            return schema.PATIENT_ATTRIBUTES[rest]
+        if kind == "collection":
+            return Type("list", schema.COLLECTIONS[rest])
+        return UNKNOWN
+
+    def symbols(self, t: Type) -> tuple[str, ...]:
+        if t.detail.startswith("band:"):
+            decl = self.unit.decls.get(t.detail[5:])
+            return tuple(b.name for b in decl.bands) if isinstance(decl, m.Bands) else ()
+        return schema.ENUMS.get(t.detail, ())
+
+    def _not(self, e: m.Not, item, sym):
+        self._bool_operand(e.operand, item, "`not`")
+        return BOOL
+
+    def _negate(self, e: m.Negate, item, sym):
+        t = self.expr(e.operand, item)
+        if t is not UNKNOWN and not _is_number(t):
+            self.sink.error("PW303", f"only numbers can be negative, but this is {_a(t)}", e.operand.span)
+            return UNKNOWN
+        return t
+
+    def _bool_operand(self, e: m.Expr, item, what: str) -> None:
+        t = self.expr(e, item)
+        if t not in (BOOL, UNKNOWN):
+            hint = None
+            if item is not None and isinstance(e, m.Ref):
+                hint = "inside `where`, compare an attribute with a value, e.g. `status is active`"
+            self.sink.error("PW304", f"{what} needs true/false, but this is {_a(t)}", e.span, help=hint)
+
+    def _binary(self, e: m.Binary, item, sym):
+        if e.op in ("and", "or"):
+            self._bool_operand(e.left, item, f"`{e.op}`")
+            self._bool_operand(e.right, item, f"`{e.op}`")
+            return BOOL
+        left, right = self.expr(e.left, item), self.expr(e.right, item)
+        if UNKNOWN in (left, right):
+            return UNKNOWN
+        if e.op in ("+", "-") and left == DATE and right == DURATION:
+            return DATE
+        if e.op == "-" and left == DATE and right == DATE:
+            return DURATION
+        if not (_is_number(left) and _is_number(right)):
+            self.sink.error("PW305", f"cannot use `{e.op}` with {_a(left)} and {_a(right)}", e.span)
+            return UNKNOWN
+        ld, rd = _dim(left), _dim(right)
+        if e.op in ("+", "-"):
+            if ld != rd:
+                self.sink.error("PW301", f"cannot {'add' if e.op == '+' else 'subtract'} {_a(right)} "
+                                f"{'to' if e.op == '+' else 'from'} {_a(left)}", e.span,
+                                help="both sides need the same unit")
+                return UNKNOWN
+            return left if left.base == "number" else COUNT
+        if e.op == "*":
+            if ld != "count" and rd != "count":
+                self.sink.error("PW301", f"cannot multiply {_a(left)} by {_a(right)}", e.span)
+                return UNKNOWN
+            return left if ld != "count" else right
+        if rd == "count":
+            return left if left.base == "number" else COUNT
+        if ld == rd:
+            return COUNT
+        self.sink.error("PW301", f"cannot divide {_a(left)} by {_a(right)}", e.span)
+        return UNKNOWN
+
+    def _compare(self, e: m.Compare, item, sym):
+        left = self.expr(e.left, item)
+        right = self.expr(e.right, item if not (item and isinstance(e.left, m.Ref)) else None,
+                          symbols_of=left if left.base == "symbol" else None)
+        if UNKNOWN in (left, right):
+            return BOOL
+        word = _CMP_WORDS[e.op]
+        if _is_number(left) and _is_number(right):
+            if _dim(left) != _dim(right):
+                self.sink.error("PW301", f"cannot compare {_a(left)} with {_a(right)}", e.span,
+                                help=self._compare_hint(e.right, left, right))
+            return BOOL
+        if left.base == "list" or right.base == "list":
+            self.sink.error("PW306", f"cannot compare a list of items with `{word}`", e.span,
+                            help="count them first: `count conditions ... at least 4`")
+            return BOOL
+        if left != right:
+            self.sink.error("PW301", f"cannot compare {_a(left)} with {_a(right)}", e.span)
+            return BOOL
+        if e.op not in ("=", "!=") and left.base not in ("date",):
+            self.sink.error("PW307", f"`{word}` needs numbers or dates, but these are {left}", e.span,
+                            help="use `is` or `is not`")
+        return BOOL
+
+    def _compare_hint(self, right: m.Expr, left: Type, got: Type) -> str | None:
+        if isinstance(right, m.Quantity) and got == COUNT:
+            if left.detail == "duration":
+                return f"write the unit: `{right.text} years`, `{right.text} months`, `{right.text} weeks` or `{right.text} days`"
+            if left.detail == "gbp":
+                return f"write the amount in pounds: `£{right.text}`"
+        return "both sides need the same unit"
+
+    def _in_value_set(self, e: m.InValueSet, item, sym):
+        if item is None:
+            self.sink.error("PW308", "`in` a code list is only used inside `where`", e.span)
+            return BOOL
+        self._attribute(e.attribute, item, e.span)
+        target = lookup(self.unit, e.value_set)
+        if target is None:
+            report_unknown(self.unit, e.value_set)
+            return BOOL
+        self.unit.targets[id(e.value_set)] = target
+        t = self._ref(e.value_set, None, None)
+        if t not in (VALUE_SET, UNKNOWN):
+            self.sink.error("PW309", f"`{e.value_set.dotted}` is not a code list", e.value_set.span,
+                            help="declare it with `codes NAME:`")
+        return BOOL
+
+    def _attribute(self, name: str, item: str, span: m.Span) -> Type:
+        attrs = schema.ITEM_ATTRIBUTES[item]
+        if name not in attrs:
+            self.sink.error("PW240", f"a {item.replace('_', ' ')} has no `{name}`", span,
+                            help=did_you_mean(name, attrs) or f"it has: {', '.join(attrs)}")
+            return UNKNOWN
+        return attrs[name]
+
+    def _list(self, e: m.Expr, what: str) -> str | None:
+        t = self.expr(e)
+        if t is UNKNOWN:
+            return None
+        if t.base != "list":
+            self.sink.error("PW311", f"{what} needs a list of record items, but this is {_a(t)}", e.span,
+                            help=f"lists are: {', '.join(list(schema.COLLECTIONS)[:6])}, ...")
+            return None
+        return t.detail
+
+    def _filter(self, e: m.Filter, item, sym):
+        kind = self._list(e.source, "`where`")
+        if kind is None:
+            return UNKNOWN
+        self._filter_condition(e.condition, kind)
+        return Type("list", kind)
+
+    def _filter_condition(self, cond: m.Expr, kind: str) -> None:
+        if isinstance(cond, m.Compare) and isinstance(cond.left, m.Ref) and cond.left.namespace is None:
+            attr = self._attribute(cond.left.name, kind, cond.left.span)
+            self.unit.targets[id(cond.left)] = f"attribute:{cond.left.name}"
+            if attr is UNKNOWN:
+                return
+            right = self.expr(cond.right, None, symbols_of=attr if attr.base == "symbol" else None)
+            if right is UNKNOWN:
+                return
+            if _is_number(attr) and _is_number(right):
+                if _dim(attr) != _dim(right):
+                    self.sink.error("PW301", f"`{cond.left.name}` is {_a(attr)}, but this is {_a(right)}",
+                                    cond.right.span, help=self._compare_hint(cond.right, attr, right))
+            elif attr != right:
+                self.sink.error("PW301", f"`{cond.left.name}` is {_a(attr)}, but this is {_a(right)}",
+                                cond.right.span)
+            elif cond.op not in ("=", "!=") and attr.base not in ("number", "date"):
+                self.sink.error("PW307", f"`{_CMP_WORDS[cond.op]}` needs numbers or dates", cond.span,
+                                help="use `is` or `is not`")
+            return
+        if isinstance(cond, m.InValueSet):
+            self._in_value_set(cond, kind, None)
+            return
+        if isinstance(cond, m.Binary) and cond.op in ("and", "or"):
+            self._filter_condition(cond.left, kind)
+            self._filter_condition(cond.right, kind)
+            return
+        if isinstance(cond, m.Not):
+            self._filter_condition(cond.operand, kind)
+            return
+        self._bool_operand(cond, kind, "`where`")
+
+    def _window(self, e: m.Window, item, sym):
+        kind = self._list(e.source, "a time window")
+        if e.mode == "last":
+            self.expect(e.amount, DURATION, "the length of a window")
+        else:
+            for bound in (e.start, e.end):
+                if bound is not None:
+                    self.expect(bound, DATE, f"the date in `{e.mode}`")
+        return Type("list", kind) if kind else UNKNOWN
+
+    def _aggregate(self, e: m.Aggregate, item, sym):
+        kind = self._list(e.source, f"`{e.op.replace('_', ' ')}`")
+        if e.op == "count":
+            return COUNT
+        if e.op in ("any", "no"):
+            return BOOL
+        if kind is None:
+            return UNKNOWN
+        if e.op == "total_stay":
+            if kind != "admission":
+                self.sink.error("PW312", f"`total stay of` needs hospital admissions, not {kind.replace('_', ' ')}s",
+                                e.source.span)
+            return DURATION
+        attr = self._attribute(e.attribute or "", kind, e.span)
+        if attr is UNKNOWN:
+            return UNKNOWN
+        if e.op in ("sum", "min", "max") and not _is_number(attr):
+            if not (e.op in ("min", "max") and attr == DATE):
+                self.sink.error("PW313", f"cannot take the {e.op} of `{e.attribute}`: it is {_a(attr)}", e.span)
+                return UNKNOWN
+        return attr
+
+    def _per_period(self, e: m.PerPeriod, item, sym):
+        self.expect(e.period, DURATION, "the period")
+        if not (isinstance(e.source, m.Window) and e.source.mode == "last"):
+            self.sink.error("PW314", "a count per period needs a window to cut into periods", e.source.span,
+                            help="add `in the last 12 months` after the list")
+        self._list(e.source, "a count per period")
+        return COUNT
+
+    def _ago(self, e: m.Ago, item, sym):
+        self.expect(e.amount, DURATION, "`ago`")
+        return DATE
+
+    def _group(self, group: str, span: m.Span) -> None:
+        if group not in schema.GROUPS:
+            self.sink.error("PW315", f"`{group}` is not a group of patients", span,
+                            help=did_you_mean(group, schema.GROUPS) or "groups are: practice, population")
+
+    def _percentile(self, e: m.Percentile, item, sym):
+        t = self.expr(e.value)
+        if t is not UNKNOWN and not _is_number(t):
+            self.sink.error("PW316", f"a percentile needs a number, but this is {_a(t)}", e.value.span)
+        self._group(e.group, e.span)
+        return PERCENT
+
+    def _in_top(self, e: m.InTop, item, sym):
+        t = self.expr(e.value)
+        if t is not UNKNOWN and not _is_number(t):
+            self.sink.error("PW316", f"`in the top` needs a number to rank, but this is {_a(t)}", e.value.span)
+        if not 0 < e.percent.value <= 100:
+            self.sink.error("PW317", f"{e.percent.text}% is not a share of patients", e.percent.span,
+                            help="use a percentage above 0 and at most 100")
+        self._group(e.group, e.span)
+        return BOOL
+
+    def _item_list(self, e: m.ItemList, item, sym):
+        if e.minimum is not None:
+            self.expect(e.minimum, schema.COUNT, "the number in `at least N of`")
+        for it in e.items:
+            self._bool_operand(it.expr, None, f'item "{it.label or _ref_text(it.expr)}"')
+        return BOOL
+
+    def _items_met(self, e: m.ItemsMet, item, sym):
+        t = self._ref(e.target, None, None)
+        target = self.unit.targets.get(id(e.target), "")
+        decl = None
+        if target.startswith("decl:"):
+            decl = self.unit.decls.get(target[5:])
+        elif target.startswith("import:"):
+            alias, _, name = target[7:].partition(":")
+            imported = self.unit.imports.get(alias)
+            decl = imported.decls.get(name) if imported else None
+        if t is not UNKNOWN and not (isinstance(decl, m.Definition) and isinstance(decl.expr, m.ItemList)):
+            self.sink.error("PW318", f"`{e.target.dotted}` is not a list of items", e.target.span,
+                            help="`items met in` counts the true items of an `all of` / `any of` / `at least N of` list")
+        return COUNT
+
+
+def _ref_text(e: m.Expr) -> str:
+    return e.dotted if isinstance(e, m.Ref) else e.kind
+
+
+def _a(t: Type) -> str:
+    text = str(t)
+    if text.startswith("amount"):
+        return f"an {text}"
+    if t.base in ("list",) or text.startswith(("true", "number", "duration", "percentage", "date", "text")):
+        return f"a {text}" if not text.startswith("true") else "true/false"
+    if t.base == "symbol":
+        return f"a {text} value"
+    if t.base == "unknown":
+        return "unknown"
+    return f"a {text}"
+
+
+def typecheck(unit: Unit) -> None:
+    """Type every declaration of the unit, reporting into its sink."""
+    checker = Checker(unit)
+    for decl in unit.order:
+        checker.decl_type(unit, decl.name)

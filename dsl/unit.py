@@ -1,0 +1,80 @@
+"""The compilation unit: one file's state as it flows through the passes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pathways import model as m
+from pathways.schema import Type
+
+from .diagnostics import Sink
+from .parser import Outcomes, Syntax
+
+
+@dataclass
+class Unit:
+    """Everything known about one protocol file during compilation.
+
+    Passes read and add to it; none stops the others. ``targets`` maps the
+    Python identity of a ``Ref`` node to what it names, so the frozen nodes
+    need not be rebuilt until lowering.
+    """
+
+    file: str
+    source: str
+    sink: Sink
+    path: Path | None = None
+    syntax: Syntax | None = None
+    header: m.Header | None = None
+    uses: list[m.Use] = field(default_factory=list)
+    imports: dict[str, "Unit | None"] = field(default_factory=dict)  # alias -> unit (None: broken)
+    decls: dict[str, m.Decl] = field(default_factory=dict)
+    order: list[m.Decl] = field(default_factory=list)
+    outcomes: list[tuple[str, m.Span]] = field(default_factory=list)
+    codes: dict[str, tuple[m.Code, ...]] = field(default_factory=dict)
+    types: dict[str, Type] = field(default_factory=dict)
+    targets: dict[int, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)  # local names something refers to
+    unknown: set[tuple[str | None, str]] = field(default_factory=set)  # names already reported
+
+    @property
+    def name(self) -> str:
+        return self.header.name if self.header else Path(self.file).stem
+
+    def collect(self, syntax: Syntax) -> None:
+        """Sort the parsed statements into header, imports, declarations."""
+        self.syntax = syntax
+        for st in syntax.statements:
+            node = st.node
+            if isinstance(node, m.Header):
+                if self.header is None:
+                    self.header = node
+                else:
+                    self.sink.error("PW211", "a file has only one `protocol` header", node.span,
+                                    labels=[_label(self.header.span, "the first header is here")])
+            elif isinstance(node, m.Use):
+                self.uses.append(node)
+            elif isinstance(node, Outcomes):
+                self.outcomes.extend(node.names)
+            elif isinstance(node, m.Decl):
+                first = self.decls.get(node.name)
+                if first is not None:
+                    self.sink.error("PW202", f"`{node.name}` is declared twice", _name_span(node),
+                                    labels=[_label(_name_span(first), "first declared here")],
+                                    help="give one of them another name")
+                    continue
+                self.decls[node.name] = node
+                self.order.append(node)
+
+
+def _label(span: m.Span, message: str):
+    from .diagnostics import Label
+    return Label(span=span, message=message)
+
+
+def _name_span(decl: m.Decl) -> m.Span:
+    """The span of a declaration's first line (its keyword and name)."""
+    s = decl.span
+    return m.Span(line=s.line, column=s.column, end_line=s.line, end_column=s.column + 1, start=s.start,
+                  end=s.start + 1)

@@ -1,0 +1,191 @@
+"""Graph views derived from the model (never stored in it), and checks over them.
+
+The checks are free functions over a networkx graph, so the linter, the CLI's
+``graph`` command, the engine and the workbench share them.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import networkx as nx
+
+from . import model as m
+from .walk import refs
+
+START = "(start)"
+
+
+def dependency_graph(declarations: Iterable[m.Decl]) -> nx.DiGraph:
+    """Edges from each declaration to the local declarations it uses.
+
+    >>> from pathways.model import Definition, Ref
+    >>> g = dependency_graph([Definition(name="a", expr=Ref(name="b")),
+    ...                       Definition(name="b", expr=Ref(name="age"))])
+    >>> sorted(g.edges)
+    [('a', 'b')]
+    """
+    decls = list(declarations)
+    names = {d.name for d in decls}
+    graph = nx.DiGraph()
+    for decl in decls:
+        graph.add_node(decl.name, kind=decl.kind, label=decl.label or decl.name)
+    for decl in decls:
+        for ref in refs(decl):
+            if ref.namespace is None and ref.name in names:
+                graph.add_edge(decl.name, ref.name)
+    return graph
+
+
+def definition_cycles(graph: nx.DiGraph) -> list[list[str]]:
+    """Each cycle of definitions that use each other (an error: nothing can be evaluated first).
+
+    >>> g = nx.DiGraph([("a", "b"), ("b", "a"), ("c", "a")])
+    >>> definition_cycles(g)
+    [['a', 'b']]
+    """
+    cycles = []
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1 or any(graph.has_edge(n, n) for n in component):
+            cycles.append(sorted(component))
+    return sorted(cycles)
+
+
+def state_graph(pathway: m.Pathway) -> nx.MultiDiGraph:
+    """Steps and exits as nodes; transitions as edges with their trigger.
+
+    Exits with their own trigger (``exit died: on died``) can be taken from
+    every step, so they get an edge from each step. The first step is entered
+    from the ``(start)`` node.
+    """
+    graph = nx.MultiDiGraph(name=pathway.name)
+    graph.add_node(START, kind="start", label="start")
+    for step in pathway.steps:
+        graph.add_node(step.name, kind="step", label=step.label or step.name)
+    for exit_ in pathway.exits:
+        graph.add_node(f"exit:{exit_.name}", kind="exit", label=exit_.label or exit_.name)
+    if pathway.steps:
+        graph.add_edge(START, pathway.steps[0].name, trigger="entry", label="entry")
+    for step in pathway.steps:
+        for t in step.transitions:
+            target = f"exit:{t.target}" if t.target_is_exit else t.target
+            if target not in graph:
+                continue  # an unknown target is reported by the resolver
+            graph.add_edge(step.name, target, trigger=t.trigger, label=_trigger_label(t))
+        for exit_ in pathway.exits:
+            if exit_.event or exit_.condition is not None:
+                trigger = "event" if exit_.event else "when"
+                graph.add_edge(step.name, f"exit:{exit_.name}", trigger=trigger,
+                               label=f"on {exit_.event}" if exit_.event else "when exit criteria met")
+    return graph
+
+
+def _trigger_label(t: m.Transition) -> str:
+    if t.trigger == "event":
+        return f"on {t.event}"
+    if t.trigger == "after":
+        return f"after {t.delay.text if t.delay else ''} {t.delay.unit if t.delay else ''}".strip()
+    return "when condition holds"
+
+
+def unreachable_steps(graph: nx.MultiDiGraph) -> list[str]:
+    """Steps that no path from the start reaches.
+
+    >>> g = nx.MultiDiGraph([("(start)", "a"), ("b", "exit:x")])
+    >>> g.nodes["a"]["kind"] = "step"; g.nodes["b"]["kind"] = "step"
+    >>> unreachable_steps(g)
+    ['b']
+    """
+    reached = nx.descendants(graph, START) if START in graph else set()
+    return sorted(n for n, kind in graph.nodes(data="kind") if kind == "step" and n not in reached)
+
+
+def steps_without_exit(graph: nx.MultiDiGraph) -> list[str]:
+    """Steps from which no exit can ever be reached (patients would be stuck).
+
+    >>> g = nx.MultiDiGraph([("(start)", "a"), ("a", "b"), ("b", "a")])
+    >>> for n in "ab": g.nodes[n]["kind"] = "step"
+    >>> steps_without_exit(g)
+    ['a', 'b']
+    """
+    exits = [n for n, kind in graph.nodes(data="kind") if kind == "exit"]
+    can_exit: set[str] = set()
+    for e in exits:
+        can_exit |= nx.ancestors(graph, e) | {e}
+    return sorted(n for n, kind in graph.nodes(data="kind") if kind == "step" and n not in can_exit)
+
+
+def timerless_cycles(graph: nx.MultiDiGraph) -> list[list[str]]:
+    """Cycles made only of ``when`` transitions: nothing (no event, no timer)
+    stops a patient going round them for ever on one day.
+
+    >>> g = nx.MultiDiGraph()
+    >>> _ = g.add_edge("a", "b", trigger="when"); _ = g.add_edge("b", "a", trigger="when")
+    >>> _ = g.add_edge("b", "c", trigger="event"); _ = g.add_edge("c", "b", trigger="when")
+    >>> timerless_cycles(g)
+    [['a', 'b']]
+    """
+    instant = nx.DiGraph()
+    instant.add_edges_from((u, v) for u, v, t in graph.edges(data="trigger") if t == "when")
+    return definition_cycles(instant)
+
+
+def care_plan_graph(plan: m.CarePlan) -> nx.DiGraph:
+    """The plan, its sections and items, and the definitions items depend on."""
+    graph = nx.DiGraph(name=plan.name)
+    graph.add_node(plan.name, kind="care_plan", label=plan.label or plan.name)
+    for section in plan.sections:
+        sid = f"{plan.name}/{section.section}"
+        graph.add_node(sid, kind="section", label=section.label or section.section)
+        graph.add_edge(plan.name, sid)
+        for i, item in enumerate(section.items):
+            iid = f"{sid}/{i}"
+            graph.add_node(iid, kind="item", label=item.text)
+            graph.add_edge(sid, iid)
+            if item.condition is not None:
+                for ref in refs(item.condition):
+                    graph.add_edge(iid, ref.dotted, kind="requires")
+    return graph
+
+
+def to_mermaid(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = ()) -> str:
+    """A Mermaid flowchart of a graph; ``highlight`` nodes are drawn bold."""
+    ids = {n: f"n{i}" for i, n in enumerate(graph.nodes)}
+    lines = ["flowchart TD"]
+    for n, data in graph.nodes(data=True):
+        label = str(data.get("label", n)).replace('"', "'")
+        shape = ('(["', '"])') if data.get("kind") in ("start", "exit") else ('["', '"]')
+        lines.append(f"    {ids[n]}{shape[0]}{label}{shape[1]}")
+    for u, v, data in graph.edges(data=True):
+        label = str(data.get("label", "")).replace('"', "'")
+        arrow = f'-->|"{label}"|' if label else "-->"
+        lines.append(f"    {ids[u]} {arrow} {ids[v]}")
+    for n in highlight:
+        if n in ids:
+            lines.append(f"    style {ids[n]} stroke-width:4px")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = ()) -> str:
+    """A Graphviz DOT rendering of a graph; ``highlight`` nodes are drawn bold."""
+    marked = set(highlight)
+    ids = {n: f"n{i}" for i, n in enumerate(graph.nodes)}
+
+    def q(text: object) -> str:
+        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"digraph {q(graph.graph.get('name', 'graph'))} {{", "    rankdir=TB;"]
+    for n, data in graph.nodes(data=True):
+        attrs = [f"label={q(data.get('label', n))}"]
+        if data.get("kind") in ("start", "exit"):
+            attrs.append("shape=oval")
+        else:
+            attrs.append("shape=box")
+        if n in marked:
+            attrs.append("penwidth=3")
+        lines.append(f"    {ids[n]} [{', '.join(attrs)}];")
+    for u, v, data in graph.edges(data=True):
+        label = data.get("label", "")
+        lines.append(f"    {ids[u]} -> {ids[v]}" + (f" [label={q(label)}];" if label else ";"))
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,170 @@
+"""The ``pathways`` command line.
+
+Exit codes: 0 success (warnings allowed), 1 the input has errors, 2 the
+command was used wrongly. Textual is never imported here; ``pathways tui``
+imports the workbench only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from dsl.compiler import Compiled, Session, compile_file, protocol_files
+from dsl.diagnostics import render
+
+
+def _echo_diagnostics(results: list[Compiled]) -> tuple[int, int]:
+    errors = warnings = 0
+    seen: set[tuple] = set()
+    for result in results:
+        for d in result.diagnostics:
+            key = (d.file, d.span.line, d.span.column, d.code, d.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            errors += d.severity == "error"
+            warnings += d.severity == "warning"
+            click.echo(render(d, result.sources.get(d.file)))
+            click.echo()
+    return errors, warnings
+
+
+def _files(paths: tuple[str, ...]) -> list[Path]:
+    files = protocol_files(list(paths))
+    if not files:
+        raise click.UsageError(f"no .pw files found in {', '.join(paths)}")
+    return files
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ltc-pathways")
+def cli() -> None:
+    """Author, check and run care-pathway protocols for long term conditions."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(paths: tuple[str, ...], fmt: str) -> None:
+    """Check protocol files (or folders of them) and print every problem found."""
+    session = Session()
+    results = [session.result(session.compile_path(f, display=str(f))) for f in _files(paths)]
+    if fmt == "json":
+        seen: dict[tuple, dict] = {}
+        for result in results:
+            for d in result.diagnostics:
+                seen.setdefault((d.file, d.span.line, d.span.column, d.code, d.message), d.to_json())
+        click.echo(orjson.dumps(list(seen.values()), option=orjson.OPT_INDENT_2).decode())
+        failed = any(v["severity"] == "error" for v in seen.values())
+    else:
+        errors, warnings = _echo_diagnostics(results)
+        click.echo(f"checked {len(results)} file{'s' * (len(results) != 1)}: "
+                   f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+        failed = errors > 0
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+def fmt(paths: tuple[str, ...], check_only: bool) -> None:
+    """Rewrite protocol files in the canonical layout, keeping every comment."""
+    from dsl.formatter import format_source
+
+    status = 0
+    for path in _files(paths):
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            click.echo(f"{path}: cannot read: {exc}", err=True)
+            status = 1
+            continue
+        formatted, diagnostics = format_source(source, str(path))
+        if formatted is None:
+            for d in diagnostics:
+                click.echo(render(d, source), err=True)
+            click.echo(f"{path}: not formatted: it has syntax errors", err=True)
+            status = 1
+        elif formatted != source:
+            if check_only:
+                click.echo(f"{path}: would be reformatted")
+                status = 1
+            else:
+                path.write_text(formatted, encoding="utf-8")
+                click.echo(f"{path}: reformatted")
+    sys.exit(status)
+
+
+def _compile_one(path: str) -> Compiled:
+    result = compile_file(path)
+    if not result.ok:
+        errors, _ = _echo_diagnostics([result])
+        click.echo(f"{path}: {errors} error{'s' * (errors != 1)}; nothing exported", err=True)
+        sys.exit(1)
+    return result
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def export(path: str) -> None:
+    """Print the compiled model of a protocol as JSON."""
+    result = _compile_one(path)
+    assert result.protocol is not None
+    click.echo(orjson.dumps(result.protocol.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("--pathway", help="The pathway to draw (default: the first).")
+@click.option("--dependencies", is_flag=True, help="Draw the definition dependency graph instead.")
+@click.option("--care-plan", "care_plan", help="Draw a care-plan template.")
+def graph(path: str, fmt: str, pathway: str | None, dependencies: bool, care_plan: str | None) -> None:
+    """Draw a pathway's state graph, a care plan, or the dependency graph."""
+    from pathways import graphs
+    from pathways import model as m
+
+    result = _compile_one(path)
+    protocol = result.protocol
+    assert protocol is not None
+    if dependencies:
+        g = graphs.dependency_graph(protocol.declarations)
+    elif care_plan:
+        plan = protocol.get(care_plan)
+        if not isinstance(plan, m.CarePlan):
+            raise click.BadParameter(f"{path} has no care plan called {care_plan!r}", param_hint="--care-plan")
+        g = graphs.care_plan_graph(plan)
+    else:
+        pathways_ = protocol.of_kind("pathway")
+        chosen = [p for p in pathways_ if pathway is None or p.name == pathway]
+        if not chosen:
+            names = ", ".join(p.name for p in pathways_) or "none"
+            if pathway is None:
+                g = graphs.dependency_graph(protocol.declarations)
+                click.echo(_draw(g, fmt))
+                return
+            raise click.BadParameter(f"{path} has no pathway called {pathway!r} (pathways: {names})",
+                                     param_hint="--pathway")
+        g = graphs.state_graph(chosen[0])
+    click.echo(_draw(g, fmt), nl=False)
+
+
+def _draw(g, fmt: str) -> str:
+    from pathways import graphs
+    return graphs.to_mermaid(g) if fmt == "mermaid" else graphs.to_dot(g)
+
+
+def main() -> None:
+    """Console entry point: usage errors exit 2, input errors 1, never a traceback."""
+    try:
+        cli.main(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
