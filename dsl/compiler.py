@@ -100,7 +100,12 @@ class Session:
         resolve.resolve_imports(unit, self._import)
         resolve.resolve_value_sets(unit, self._read_codes)
         for run in PASSES:
-            run(unit)
+            try:
+                run(unit)
+            except RecursionError:  # the parser's depth limit should make this unreachable
+                unit.sink.error("PW108", "this protocol nests too deeply to check", m.NOWHERE,
+                                help="split deep expressions into named definitions")
+                break
         return unit
 
     def _import(self, unit: Unit, relative: str, span: m.Span) -> Unit | None:

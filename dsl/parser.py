@@ -20,11 +20,12 @@ from lark.exceptions import (
 from lark.indenter import DedentError, Indenter
 
 from pathways import model as m
+from pathways.walk import depth as node_depth
 
 from .diagnostics import Sink
 
-#: Deeper expressions are refused before any recursive pass sees them.
-MAX_DEPTH = 64
+#: Deeper statements are refused before any recursive pass sees them.
+MAX_DEPTH = 150
 #: Longer numbers are refused (a float has about 15 significant digits).
 MAX_NUMBER_DIGITS = 15
 
@@ -701,7 +702,7 @@ def parse(source: str, sink: Sink) -> Syntax:
                 _syntax_error(exc, sink, first, offsets[first], chunk)
             continue
         depth = _depth(tree)
-        if depth > MAX_DEPTH * 3:
+        if depth > MAX_DEPTH * 4:
             syntax.failed_chunks += 1
             sink.error("PW108", "this statement is nested too deeply to read",
                        m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
@@ -716,6 +717,12 @@ def parse(source: str, sink: Sink) -> Syntax:
             sink.error("PW108", "this statement is nested too deeply to read",
                        m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
                        help="split it into named definitions")
+            continue
+        if isinstance(node, m.Node) and node_depth(node) > MAX_DEPTH:
+            syntax.failed_chunks += 1
+            sink.error("PW108", f"this statement nests more than {MAX_DEPTH} levels deep",
+                       m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
+                       help="split it into named definitions and combine those")
             continue
         doc_lines = []
         k = first  # 1-based line number of the line just above the statement
