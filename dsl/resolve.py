@@ -158,34 +158,34 @@ def report_unknown(unit: Unit, ref: m.Ref, extra: tuple[str, ...] = ()) -> None:
                         help=did_you_mean(ref.name, [*_known(unit), *extra]))
 
 
-def _could_be_symbol(parent: m.Expr | None, ref: m.Ref) -> bool:
-    """``x is active``: the right side of an equality may be a symbol the
-    type checker resolves from the left side's type."""
-    return (isinstance(parent, m.Compare) and parent.right is ref and parent.op in ("=", "!=")
-            and ref.namespace is None)
+def _deferred(decl: m.Decl) -> set[int]:
+    """Refs the type checker decides: the right side of ``x is NAME`` (NAME may
+    be a symbol of x's type, such as ``active``) and names inside ``where``."""
+    out: set[int] = set()
+    for node in walk(decl):
+        if isinstance(node, m.Compare) and node.op in ("=", "!=") and isinstance(node.right, m.Ref) \
+                and node.right.namespace is None:
+            out.add(id(node.right))
+        elif isinstance(node, m.Filter):
+            out.update(id(inner) for inner in walk(node.condition) if isinstance(inner, m.Ref))
+    return out
 
 
 def resolve_names(unit: Unit) -> None:
     """Give every name outside filters a target; report unknown names once each."""
     for decl in unit.order:
-        parents = {}
-        for node in walk(decl):
-            if isinstance(node, m.Filter):
-                continue
-            for child in _child_nodes(node):
-                parents[id(child)] = node
+        deferred = None
         for ref in refs(decl):
             target = lookup(unit, ref)
             if target is not None:
                 unit.targets[id(ref)] = target
-                if target.startswith("decl:") and target[5:] != decl.name:
-                    unit.used.add(target[5:])
-                elif target.startswith("decl:"):
+                if target.startswith("decl:"):
                     unit.used.add(target[5:])
                 continue
-            if _could_be_symbol(parents.get(id(ref)), ref) or _in_filter(decl, ref):
-                continue  # the type checker decides
-            report_unknown(unit, ref)
+            if deferred is None:
+                deferred = _deferred(decl)
+            if id(ref) not in deferred:
+                report_unknown(unit, ref)
     for name, span in unit.outcomes:
         if name not in unit.decls:
             unit.sink.error("PW206", f"outcome `{name}` is not declared in this protocol", span,
@@ -196,20 +196,6 @@ def resolve_names(unit: Unit) -> None:
     _check_plan_texts(unit)
     _check_pathways(unit)
     _check_tests(unit)
-
-
-def _child_nodes(node):
-    from pathways.walk import children
-    return [c for _, c in children(node)]
-
-
-def _in_filter(decl: m.Decl, ref: m.Ref) -> bool:
-    for node in walk(decl):
-        if isinstance(node, m.Filter):
-            for inner in walk(node.condition):
-                if inner is ref:
-                    return True
-    return False
 
 
 def _check_dependency_cycles(unit: Unit) -> None:
