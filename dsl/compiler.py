@@ -8,6 +8,7 @@ data, and never reaches the rest of the disk or the network.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -69,25 +70,36 @@ class Session:
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            sink.error("PW106", f"{display} is not UTF-8 text (byte {exc.start} cannot be read)",
-                       span or m.NOWHERE, help="save the file as UTF-8")
+            line = data.count(b"\n", 0, exc.start) + 1
+            line_start = data.rfind(b"\n", 0, exc.start) + 1
+            column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
+            where = m.Span(line=line, column=column, end_line=line, end_column=column + 1)
+            sink.error("PW106", f"{display} is not UTF-8 text: line {line} has a character that cannot be read",
+                       span or where, help="save the file with the UTF-8 encoding (most editors offer it under "
+                                           "\"Save as\"); if it is not a protocol, remove it from the folder")
             return None
 
     def _locate(self, unit: Unit, relative: str, span: m.Span, suffix: str) -> Path | None:
         """The file a protocol names, if it is allowed to read it."""
         rel = PurePosixPath(relative.replace("\\", "/"))
         base = unit.path.parent if unit.path else Path.cwd()
-        if rel.is_absolute() or ":" in relative or not relative:
-            unit.sink.error("PW604", f"{relative!r} must be a path relative to this file", span,
-                            help=f'write it like `"castlefields{suffix}"` or `"codes/ltc{suffix}"`')
+        if not relative.strip():
+            unit.sink.error("PW604", "the file name is empty", span,
+                            help=f'write the name of a file in this folder, e.g. `"castlefields{suffix}"`')
+            return None
+        if rel.is_absolute() or ":" in relative:
+            unit.sink.error("PW604", f'"{relative}" is a full path: write it from this file\'s folder', span,
+                            help=f'put the file in this protocol\'s folder and write `"{rel.name}"`')
             return None
         if rel.suffix != suffix:
-            unit.sink.error("PW605", f"{relative!r} must name a `{suffix}` file", span)
+            what = "`uses` imports another protocol, a file whose name ends in `.pw`" if suffix == ".pw" \
+                else "code lists are read from files whose names end in `.csv`"
+            unit.sink.error("PW605", f'"{relative}" must name a `{suffix}` file', span, help=what)
             return None
         target = (base / Path(*rel.parts)).resolve()
         root = self.root or base.resolve()
         if root not in target.parents and target != root:
-            unit.sink.error("PW606", f"{relative!r} is outside the protocol's folder {root}", span,
+            unit.sink.error("PW606", f'"{relative}" is outside this protocol\'s folder', span,
                             help="protocols may only read files in their own folder and below it")
             return None
         return target
@@ -114,31 +126,41 @@ class Session:
             return None
         if target in self.in_progress:
             chain = " → ".join(p.name for p in self.in_progress[self.in_progress.index(target):])
-            unit.sink.error("PW601", f"importing {relative!r} makes a circle: {chain} → {target.name}", span,
+            unit.sink.error("PW601", f'importing "{relative}" makes a circle: {chain} → {target.name}', span,
                             help="protocols cannot import each other; move the shared part into its own file")
             return None
-        imported = self.units.get(target) or self.compile_path(target)
+        imported = self.units.get(target)
         if imported is None:
-            unit.sink.error("PW600", f"cannot import {relative!r}: the file does not exist or cannot be read",
-                            span, help=f"looked for {target}")
+            display = _import_display(unit.file, relative)
+            if not target.is_file():
+                unit.sink.error("PW600", f'cannot import "{relative}": there is no such file', span,
+                                help=f"looked for {display}; check the name, and that the file is in this "
+                                     "protocol's folder or below it")
+                return None
+            imported = self.compile_path(target, display=display)
+        if imported is None:
             return None
         if imported.sink.has_errors:
             first = next(d for d in imported.sink.items if d.severity == "error")
-            unit.sink.error("PW602", f"the imported protocol {relative!r} has errors", span,
-                            labels=[Label(span=first.span, message=first.message, file=imported.file)],
-                            help=f"run `pathways check {imported.file}`")
+            cause = Label(span=first.span, message=first.message, file=imported.file)
+            if first.code == "PW602" and first.labels:
+                cause = first.labels[0]  # the import's own import is where the mistake is
+            unit.sink.error("PW602", f'the imported protocol "{relative}" has errors', span, labels=[cause],
+                            help=f"run `pathways check {cause.file}` to see them")
             return None
         return imported
 
-    def _read_codes(self, unit: Unit, relative: str) -> str:
-        target = self._locate(unit, relative, m.NOWHERE, ".csv")
+    def _read_codes(self, unit: Unit, relative: str, span: m.Span) -> str | None:
+        """The text of a CSV code list, or None once the reason is reported."""
+        target = self._locate(unit, relative, span, ".csv")
         if target is None:
-            raise ValueError("not allowed")
-        sink = Sink(unit.file)
-        text = self._read(target, relative, sink)
-        if text is None:
-            raise ValueError(sink.items[0].message if sink.items else "unreadable")
-        return text
+            return None
+        if not target.is_file():
+            unit.sink.error("PW231", f'cannot read the code list "{relative}": there is no such file', span,
+                            help=f"looked for {_import_display(unit.file, relative)}; check the name, and that "
+                                 "the file is in this protocol's folder or below it")
+            return None
+        return self._read(target, relative, unit.sink, span)
 
     def compile_path(self, path: Path, display: str | None = None) -> Unit | None:
         path = path.resolve()
@@ -149,7 +171,7 @@ class Session:
         if source is None:
             if display is None:
                 return None
-            unit = Unit(file=display, source="", sink=sink, path=path)
+            unit = Unit(file=display, source=_readable(path), sink=sink, path=path)
             self.units[path] = unit
             return unit
         self.in_progress.append(path)
@@ -186,6 +208,24 @@ class Session:
                 diags.setdefault((d.file, d.span.line, d.span.column, d.code, d.message), d)
             stack.extend(i for i in u.imports.values() if i is not None)
         return Compiled(unit.file, self.lower(unit), sorted(diags.values(), key=sort_key), sources)
+
+
+def _readable(path: Path) -> str:
+    """The text of a file that is not UTF-8, as well as it can be shown (to point at the bad line)."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return ""
+        return path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _import_display(importer: str, relative: str) -> str:
+    """How an imported file is named in diagnostics: from the importing file's name,
+    so the names do not depend on the working folder."""
+    parent = PurePosixPath(importer.replace("\\", "/")).parent if importer and not importer.startswith("<") \
+        else PurePosixPath(".")
+    return posixpath.normpath(str(parent / relative.replace("\\", "/")))
 
 
 def _display(path: Path) -> str:

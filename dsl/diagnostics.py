@@ -97,11 +97,16 @@ def sort_key(d: Diagnostic) -> tuple:
     return (d.file, d.span.line, d.span.column, d.code)
 
 
+def _visible(text: str) -> str:
+    """The line as it can be printed: control characters become `\ufffd` (one column each)."""
+    return "".join("\ufffd" if ord(c) < 32 or 0x7F <= ord(c) < 0xA0 else c for c in text)
+
+
 def _snippet(lines: list[str], span: Span, marker: str, message: str, gutter: int) -> list[str]:
     out: list[str] = []
     if not 1 <= span.line <= len(lines):
         return out
-    text = lines[span.line - 1].rstrip("\n").expandtabs(1)
+    text = _visible(lines[span.line - 1].rstrip("\r\n").expandtabs(1))
     start = max(span.column, 1)
     if span.end_line == span.line and span.end_column > span.column:
         width = span.end_column - span.column
@@ -129,7 +134,7 @@ def render(diag: Diagnostic, source: str | None) -> str:
       |        ^^^^
       = help: did you mean `age`?
     """
-    lines = source.splitlines() if source is not None else []
+    lines = source.split("\n") if source else []  # lines as the parser counts them
     all_lines = [diag.span.line] + [lb.span.line for lb in diag.labels if not lb.file]
     gutter = len(str(max(all_lines)))
     out = [f"{diag.severity}[{diag.code}]: {diag.message}",

@@ -110,19 +110,30 @@ def lint_pathways(unit: Unit) -> None:
             continue
         graph = state_graph(decl)
         steps = {s.name: s for s in decl.steps}
-        for name in unreachable_steps(graph):
+        exits = {e.name for e in decl.exits}
+        complete = all(t.target in (exits if t.target_is_exit else steps) for s in decl.steps for t in s.transitions)
+        # A transition to an unknown step is already an error; with it missing from
+        # the graph, "cannot be reached" and "no way out" would only repeat it.
+        for name in unreachable_steps(graph) if complete else ():
             unit.sink.warning("PW501", f"step `{name}` cannot be reached from the start of `{decl.name}`",
                               name_span(unit, steps[name]),
                               help="add a transition that goes to it, or remove it")
-        for name in steps_without_exit(graph):
+        for name in steps_without_exit(graph) if complete else ():
             unit.sink.warning("PW502", f"from step `{name}` there is no way to leave `{decl.name}`",
                               name_span(unit, steps[name]),
                               help="add a transition towards an exit, or an exit that applies from every step")
-        for cycle in timerless_cycles(graph):
+        for cycle in timerless_cycles(graph, order=steps):
             first = steps.get(cycle[0])
+            labels = []
+            for here, there in zip(cycle, [*cycle[1:], cycle[0]]):
+                step = steps.get(here)
+                for t in step.transitions if step else ():
+                    if t.trigger == "when" and not t.target_is_exit and t.target == there:
+                        labels.append(Label(span=t.span, message=f"moves on to `{there}` at once"))
+                        break
             unit.sink.error("PW503", "these steps can pass a patient round in a circle with no event or timer: "
                             + " → ".join([*cycle, cycle[0]]),
-                            name_span(unit, first) if first else decl.span,
+                            name_span(unit, first) if first else decl.span, labels=labels,
                             help="guard one of the transitions with an event (`on reviewed`) or a timer (`after 3 months`)")
 
 

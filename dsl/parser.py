@@ -22,7 +22,7 @@ from lark.indenter import DedentError, Indenter
 from pathways import model as m
 from pathways.walk import depth as node_depth
 
-from .diagnostics import Sink
+from .diagnostics import Label, Sink, did_you_mean
 
 #: Deeper statements are refused before any recursive pass sees them.
 MAX_DEPTH = 150
@@ -170,9 +170,12 @@ class _Build(Transformer):
         for key, items, fspan in fields:
             if key not in known:
                 from .diagnostics import did_you_mean
+                close = did_you_mean(key, sorted(known))
                 self.sink.error("PW110", f"`{key}` is not a header field", fspan,
-                                help=did_you_mean(key, known) or f"header fields are: {', '.join(sorted(known))}")
-                continue
+                                help=close or f"header fields are: {', '.join(sorted(known))}")
+                if close is None:
+                    continue
+                key = close.split("`")[1]  # read it as the field meant, so it is not reported missing too
             if key == "authors":
                 values["authors"] = tuple(items)
             elif len(items) != 1:
@@ -623,6 +626,84 @@ def _describe_token(tok: Token) -> str:
     return f"`{text[:30]}`"
 
 
+#: The words a top-level statement starts with.
+STATEMENT_WORDS = ("protocol", "uses", "outcomes", "parameter", "codes", "define", "criterion", "score",
+                   "bands", "levels", "pathway", "care", "test")
+
+#: Terminals that can start a value; an error expecting all of them says "a value".
+_VALUE_STARTS = {"AGG_OP", "ANY", "COUNT", "DATE", "FALSE", "ITEMS", "LPAR", "MINUS", "NAME", "NO", "NOT",
+                 "NUMBER", "PERCENTILE", "PERIOD_OP", "STRING", "TOTAL", "TRUE"}
+
+#: Help for characters the language does not use, keyed by the character.
+_CHARACTER_HELP = {
+    "{": "blocks are not written with braces: indent the lines under a line that ends with `:`",
+    "}": "blocks are not written with braces: indent the lines under a line that ends with `:`",
+    "[": "lists are not written with brackets: put each item on its own indented line",
+    "]": "lists are not written with brackets: put each item on its own indented line",
+    "&": "write `and`",
+    "|": "write `or`",
+    "!": "write `not`, or `is not` to compare",
+    ";": "put each statement on its own line",
+    "'": 'write text in double quotes: `"like this"`',
+    "$": "write amounts of money in pounds: `£100`",
+    "@": "remove it; comparisons are written in words, e.g. `age at least 65 years`",
+    "\u201c": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u201d": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u2018": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u2019": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u2013": "write a plain `-`",
+    "\u2014": "write a plain `-`",
+}
+
+#: Names of characters that cannot be seen.
+_INVISIBLE = {"\u00a0": "a non-breaking space", "\ufeff": "a byte order mark", "\u200b": "a zero-width space",
+              "\r": "a carriage return"}
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _expected_text(expected: set[str]) -> str | None:
+    terms = {t for t in expected if not t.startswith("__")}
+    words = []
+    if {"NAME", "NUMBER"} <= terms:
+        terms -= _VALUE_STARTS
+        words.append("a value (a number with its unit, a name, or text in quotes)")
+    words.extend(sorted({_friendly(t) for t in terms}))
+    if not words:
+        return None
+    shown = ", ".join(words[:6]) + (", ..." if len(words) > 6 else "")
+    return f"expected {shown}"
+
+
+def _unclosed_paren(chunk: str) -> int | None:
+    """The position of a `(` that is never closed, if any (text and comments skipped)."""
+    opened: list[int] = []
+    i = 0
+    while i < len(chunk):
+        c = chunk[i]
+        if c == '"':
+            close = re.compile(r'(?:[^"\\\n]|\\.)*"').match(chunk, i + 1)
+            i = close.end() if close else i + 1
+            continue
+        if c == "#":
+            nl = chunk.find("\n", i)
+            i = len(chunk) if nl < 0 else nl
+            continue
+        if c == "(":
+            opened.append(i)
+        elif c == ")" and opened:
+            opened.pop()
+        i += 1
+    return opened[-1] if opened else None
+
+
+def _chunk_span(chunk: str, at: int, lines: int, pos: int, width: int = 1) -> m.Span:
+    line = chunk.count("\n", 0, at) + 1 + lines
+    column = at - (chunk.rfind("\n", 0, at) + 1) + 1
+    return m.Span(line=line, column=column, end_line=line, end_column=column + width, start=pos + at,
+                  end=pos + at + width)
+
+
 def _syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk: str) -> None:
     if isinstance(exc, UnexpectedCharacters):
         char = chunk[exc.pos_in_stream] if exc.pos_in_stream < len(chunk) else ""
@@ -635,10 +716,13 @@ def _syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk: str) 
             sink.error("PW103", "names are written in lower case", span,
                        help="write names with lower-case letters, digits and `_`, e.g. `active_ltcs`")
         elif char.isprintable() and char.strip():
-            sink.error("PW101", f"`{char}` is not allowed here", span)
+            sink.error("PW101", f"`{char}` is not allowed here", span,
+                       help=_CHARACTER_HELP.get(char, "remove it"))
         else:
-            sink.error("PW101", f"unexpected character {char!r}", span,
-                       help="protocol files are plain text; remove the stray character")
+            name = _INVISIBLE.get(char, f"U+{ord(char):04X}" if char else "")
+            sink.error("PW101", f"an invisible character ({name}) is not allowed here", span,
+                       help="delete it and type a plain space if one is needed; such characters often come "
+                            "from text copied out of a web page or a word processor")
         return
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
@@ -649,10 +733,43 @@ def _syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk: str) 
         if tok.type in ("_NL", "_DEDENT", "_INDENT", "$END"):
             end_col = col + 1
         span = m.Span(line=line, column=col, end_line=line, end_column=end_col, start=start, end=start + 1)
-        expected = sorted({_friendly(t) for t in exc.expected if not t.startswith("__")})
-        shown = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
-        sink.error("PW100", f"unexpected {_describe_token(tok)}", span,
-                   help=f"expected {shown}" if expected else None)
+        expected = set(exc.expected)
+        text = str(tok)
+        if tok.type in ("_NL", "_DEDENT", "$END"):
+            paren = _unclosed_paren(chunk)
+            if paren is not None:
+                sink.error("PW100", "this `(` is never closed", _chunk_span(chunk, paren, lines, pos),
+                           help="add a `)` where the part in brackets ends")
+            elif expected == {"COLON"}:
+                sink.error("PW100", "a `:` is missing at the end of this line", span,
+                           help='a line that names a definition, or opens a block, ends with `:`, '
+                                'e.g. `define frail "Frail":`')
+            elif expected == {"_INDENT"}:
+                sink.error("PW100", "this line ends with `:` but no indented lines follow it", span,
+                           help="write what it means after the `:`, or on lines indented under it")
+            else:
+                sink.error("PW100", "this line ends too early", span, help=_expected_text(expected))
+            return
+        if tok.type in ("NAME", "CODE") and tok.line == 1 and tok.column == 1:
+            if text.lower() in STATEMENT_WORDS:
+                sink.error("PW103", f"`{text}` is written in lower case", span, help=f"write `{text.lower()}`")
+            else:
+                sink.error("PW100", f"`{text[:30]}` does not start a statement", span,
+                           help=did_you_mean(text, STATEMENT_WORDS)
+                           or "statements start with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS))
+            return
+        if "COLON" in expected and len(expected - {"_NL", "COLON"}) <= 1 and tok.start_pos \
+                and chunk[tok.start_pos - 1] in " \t":
+            sink.error("PW100", f"a `:` is missing before `{text[:30]}`", span,
+                       help="write `:` between a name or label and what it means, "
+                            'e.g. `"aged 80 or over": age at least 80 years`')
+            return
+        if tok.type == "CODE" and "NAME" in expected and text != text.lower():
+            sink.error("PW103", "names are written in lower case", span,
+                       help=f"write `{text.lower()}`" if _NAME.fullmatch(text.lower())
+                       else "write names with lower-case letters, digits and `_`, e.g. `active_ltcs`")
+            return
+        sink.error("PW100", f"unexpected {_describe_token(tok)}", span, help=_expected_text(expected))
         return
     if isinstance(exc, UnexpectedEOF):
         sink.error("PW100", "the statement ends too early", m.Span(line=lines + 1, column=1, end_line=lines + 1,
@@ -679,8 +796,13 @@ def parse(source: str, sink: Sink) -> Syntax:
     """Parse a whole file, statement by statement, reporting into ``sink``."""
     syntax = Syntax(source=source, comments=scan_comments(source))
     if "\x00" in source:
-        sink.error("PW106", "the file contains a NUL byte; it does not look like a protocol", m.NOWHERE,
-                   help="protocol files are UTF-8 text")
+        at = source.index("\x00")
+        line = source.count("\n", 0, at) + 1
+        column = at - (source.rfind("\n", 0, at) + 1) + 1
+        sink.error("PW106", "this file contains a NUL character (code 0), so it is not a protocol text",
+                   m.Span(line=line, column=column, end_line=line, end_column=column + 1, start=at, end=at + 1),
+                   help="protocol files are plain UTF-8 text; was another kind of file saved as `.pw`?")
+        syntax.failed_chunks += 1
         return syntax
     lines = source.split("\n")
     offsets = [0]
@@ -688,12 +810,33 @@ def parse(source: str, sink: Sink) -> Syntax:
         offsets.append(offsets[-1] + len(ln) + 1)
     docs = {c.line: c.text for c in syntax.comments if c.own_line and c.text.startswith("##") and c.column == 1}
     parser = _lark()
-    for first, last in _chunks(lines):
+    chunks = _chunks(lines)
+    words = [lines[first].split(None, 1)[0] if lines[first].strip() else "" for first, _ in chunks]
+    skip = previous_failed = False
+    for k, (first, last) in enumerate(chunks):
         chunk = "\n".join(lines[first:last + 1]) + "\n"
         try:
             tree = parser.parse(chunk)
         except (UnexpectedInput, DedentError) as exc:
             syntax.failed_chunks += 1
+            # One mistake, one error: the lines of a block written without indenting
+            # them, or a closing brace left over from a statement that failed.
+            if skip or (previous_failed and words[k][:1] in ("}", "]", ")")):
+                skip = False
+                continue
+            previous_failed = True
+            if isinstance(exc, UnexpectedToken) and exc.token.type == "$END" and set(exc.expected) <= {"_INDENT"} \
+                    and k + 1 < len(chunks) and words[k + 1] not in STATEMENT_WORDS:
+                line = chunks[k + 1][0]
+                sink.error("PW107", "this line should be indented under the line above it",
+                           m.Span(line=line + 1, column=1, end_line=line + 1, end_column=len(lines[line]) + 1,
+                                  start=offsets[line], end=offsets[line] + len(lines[line])),
+                           labels=[Label(span=m.Span(line=last + 1, column=len(lines[last].rstrip()),
+                                                     end_line=last + 1, end_column=len(lines[last].rstrip()) + 1),
+                                         message="this line ends with `:`, so the lines below it must be indented")],
+                           help="indent the lines of a block by two spaces more than the line that ends with `:`")
+                skip = True
+                continue
             if isinstance(exc, DedentError):
                 sink.error("PW107", "this line's indentation does not match any block above it",
                            _dedent_span(chunk, first, offsets[first]),
@@ -701,6 +844,7 @@ def parse(source: str, sink: Sink) -> Syntax:
             else:
                 _syntax_error(exc, sink, first, offsets[first], chunk)
             continue
+        skip = previous_failed = False
         depth = _depth(tree)
         if depth > MAX_DEPTH * 4:
             syntax.failed_chunks += 1

@@ -15,7 +15,7 @@ from typing import Callable
 
 from pathways import model as m
 from pathways import schema
-from pathways.graphs import definition_cycles, dependency_graph
+from pathways.graphs import cycle_through, definition_cycles, dependency_graph
 from pathways.walk import refs, walk
 
 from .diagnostics import Label, did_you_mean
@@ -23,7 +23,8 @@ from .unit import Unit
 
 #: How the compiler reads a file named by a protocol: (importing unit, relative path) -> unit or error.
 ImportFn = Callable[[Unit, str, m.Span], "Unit | None"]
-ReadFn = Callable[[Unit, str], str]
+#: How the compiler reads a code list: (unit, relative path, where it is named) -> text, or None once reported.
+ReadFn = Callable[[Unit, str, m.Span], "str | None"]
 
 _INTERPOLATION = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
 
@@ -39,17 +40,40 @@ def name_span(unit: Unit, decl: m.Decl | m.Step | m.Exit) -> m.Span:
                   end_column=s.column + match.end(), start=s.start + match.start(), end=s.start + match.end())
 
 
+def span_at(source: str, start: int, end: int) -> m.Span:
+    """The span of ``source[start:end]`` (on one line)."""
+    line = source.count("\n", 0, start) + 1
+    column = start - (source.rfind("\n", 0, start) + 1) + 1
+    return m.Span(line=line, column=column, end_line=line, end_column=column + (end - start), start=start, end=end)
+
+
+def find_span(unit: Unit, within: m.Span, pattern: str) -> m.Span:
+    """The span of the first match of ``pattern`` (of its group 1, if it has one)
+    inside the text of ``within``; ``within`` itself when there is none.
+
+    Model nodes keep names as plain strings; this puts the caret on the name."""
+    if within.end <= within.start:
+        return within
+    match = re.compile(pattern, re.MULTILINE).search(unit.source, within.start, within.end)
+    if not match:
+        return within
+    start, end = match.span(1 if match.re.groups else 0)
+    return span_at(unit.source, start, end)
+
+
 def resolve_header(unit: Unit) -> None:
     if unit.header is None:
         if unit.syntax and unit.syntax.failed_chunks:
             return  # the header may be the statement that failed to parse
-        unit.sink.error("PW210", "this file has no `protocol` header",
+        empty = not unit.source.strip()
+        unit.sink.error("PW210", "this file is empty" if empty else "this file has no `protocol` header",
                         m.Span(line=1, column=1, end_line=1, end_column=2),
                         help='start the file with `protocol my_protocol:` and its `version "1.0.0"`')
         return
     h = unit.header
     if h.status not in ("draft", "active", "retired"):
-        unit.sink.error("PW212", f"`{h.status}` is not a protocol status", h.span,
+        unit.sink.error("PW212", f"`{h.status}` is not a protocol status",
+                        find_span(unit, h.span, rf"^[ \t]+status[ \t]+({re.escape(h.status)})\b"),
                         help=did_you_mean(h.status, ("draft", "active", "retired"))
                         or "the status is draft, active or retired")
     if not h.version:
@@ -63,7 +87,7 @@ def resolve_imports(unit: Unit, load: ImportFn) -> None:
             unit.sink.error("PW603", f"`{use.alias}` is imported twice", use.span,
                             help="give the second import another name with `as`")
             continue
-        unit.imports[use.alias] = load(unit, use.path, use.span)
+        unit.imports[use.alias] = load(unit, use.path, find_span(unit, use.span, r'"(?:[^"\\\n]|\\.)*"'))
 
 
 def resolve_value_sets(unit: Unit, read: ReadFn) -> None:
@@ -71,16 +95,20 @@ def resolve_value_sets(unit: Unit, read: ReadFn) -> None:
         if not isinstance(decl, m.ValueSet):
             continue
         codes = list(decl.codes)
+        path_span = decl.span
         if decl.source_file is not None:
-            try:
-                text = read(unit, decl.source_file)
-            except (OSError, ValueError) as exc:
-                unit.sink.error("PW231", f"cannot read the code list {decl.source_file!r}: {exc}", decl.span)
-                text = ""
-            codes.extend(_read_codes_csv(unit, decl, text))
+            path_span = find_span(unit, decl.span, r'\bfrom[ \t]+("(?:[^"\\\n]|\\.)*")')
+            text = read(unit, decl.source_file, path_span)
+            if text is not None:
+                codes.extend(_read_codes_csv(unit, decl, text, path_span))
+        unknown_systems: set[str] = set()
         for code in codes:
-            if code.system not in schema.CODE_SYSTEMS:
-                unit.sink.error("PW230", f"`{code.system}` is not a code system I know", decl.span,
+            if code.system not in schema.CODE_SYSTEMS and code.system not in unknown_systems:
+                unknown_systems.add(code.system)  # once per list, not once per code
+                where = path_span if decl.source_file else \
+                    find_span(unit, decl.span, rf"^[ \t]+({re.escape(code.system)})\b")
+                unit.sink.error("PW230", f"`{code.system}` is not a known code system"
+                                + (f" (in {decl.source_file})" if decl.source_file else ""), where,
                                 help=did_you_mean(code.system, schema.CODE_SYSTEMS)
                                 or f"code systems are: {', '.join(schema.CODE_SYSTEMS)}")
         if not codes and decl.source_file is None:
@@ -88,17 +116,17 @@ def resolve_value_sets(unit: Unit, read: ReadFn) -> None:
         unit.codes[decl.name] = tuple(codes)
 
 
-def _read_codes_csv(unit: Unit, decl: m.ValueSet, text: str) -> list[m.Code]:
+def _read_codes_csv(unit: Unit, decl: m.ValueSet, text: str, span: m.Span) -> list[m.Code]:
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
     if header is None:
         if text:
-            unit.sink.error("PW233", f"{decl.source_file}: the code list is empty", decl.span)
+            unit.sink.error("PW233", f"{decl.source_file}: the code list is empty", span)
         return []
     cols = [c.strip().lower() for c in header]
     if "system" not in cols or "code" not in cols:
         unit.sink.error("PW233", f"{decl.source_file}: the first row must name the columns system,code,display",
-                        decl.span, help=f"found: {', '.join(header)}")
+                        span, help=f"found: {', '.join(header)}")
         return []
     out = []
     for number, row in enumerate(rows, start=2):
@@ -106,7 +134,8 @@ def _read_codes_csv(unit: Unit, decl: m.ValueSet, text: str) -> list[m.Code]:
             continue
         record = dict(zip(cols, (c.strip() for c in row)))
         if not record.get("code") or not record.get("system"):
-            unit.sink.error("PW233", f"{decl.source_file}:{number}: a row without a system or code", decl.span)
+            unit.sink.error("PW233", f"{decl.source_file}:{number}: a row without a system or code", span,
+                            help="every row needs a code system (such as snomed) and a code")
             continue
         out.append(m.Code(system=record["system"].lower(), code=record["code"],
                           display=record.get("display", "")))
@@ -155,7 +184,8 @@ def report_unknown(unit: Unit, ref: m.Ref, extra: tuple[str, ...] = ()) -> None:
                         help=did_you_mean(ref.name, imported.decls if imported else ()))
     else:
         unit.sink.error("PW201", f"unknown name `{ref.name}`", ref.span,
-                        help=did_you_mean(ref.name, [*_known(unit), *extra]))
+                        help=did_you_mean(ref.name, [*_known(unit), *extra])
+                        or "check the spelling, or declare it with `define`, `criterion` or `parameter`")
 
 
 def _deferred(decl: m.Decl) -> set[int]:
@@ -188,8 +218,11 @@ def resolve_names(unit: Unit) -> None:
                 report_unknown(unit, ref)
     for name, span in unit.outcomes:
         if name not in unit.decls:
+            close = did_you_mean(name, unit.decls)
             unit.sink.error("PW206", f"outcome `{name}` is not declared in this protocol", span,
-                            help=did_you_mean(name, unit.decls))
+                            help=close or "declare it, or remove it from `outcomes`")
+            if close:
+                unit.used.add(close.split("`")[1])  # the name meant is not also "never used"
         else:
             unit.used.add(name)
     _check_dependency_cycles(unit)
@@ -200,8 +233,15 @@ def resolve_names(unit: Unit) -> None:
 
 def _check_dependency_cycles(unit: Unit) -> None:
     graph = dependency_graph(unit.order)
-    for cycle in definition_cycles(graph):
+    rank = {d.name: i for i, d in enumerate(unit.order)}
+    for members in definition_cycles(graph):
+        # a real circle, in the order one uses the next, from the first declared
+        cycle = cycle_through(graph, members, min(members, key=lambda n: rank.get(n, len(rank))))
         first = unit.decls[cycle[0]]
+        if len(cycle) == 1:
+            unit.sink.error("PW205", f"`{first.name}` is worked out from itself", name_span(unit, first),
+                            help=f"`{first.name}` cannot use its own name; say what it means in other terms")
+            continue
         path = " → ".join([*cycle, cycle[0]])
         unit.sink.error("PW205", f"these definitions depend on each other in a circle: {path}",
                         name_span(unit, first),
@@ -217,7 +257,8 @@ def _check_plan_texts(unit: Unit) -> None:
         if plan.pathway is not None:
             target = unit.decls.get(plan.pathway)
             if not isinstance(target, m.Pathway):
-                unit.sink.error("PW250", f"`{plan.pathway}` is not a pathway in this protocol", plan.span,
+                unit.sink.error("PW250", f"`{plan.pathway}` is not a pathway in this protocol",
+                                find_span(unit, plan.span, rf"\bfor[ \t]+({re.escape(plan.pathway)})\b"),
                                 help=did_you_mean(plan.pathway, [d.name for d in unit.order
                                                                  if isinstance(d, m.Pathway)]))
             else:
@@ -225,7 +266,8 @@ def _check_plan_texts(unit: Unit) -> None:
         seen: dict[str, m.Section] = {}
         for section in plan.sections:
             if section.section not in schema.SECTION_KINDS:
-                unit.sink.error("PW251", f"`{section.section}` is not a care-plan section", section.span,
+                unit.sink.error("PW251", f"`{section.section}` is not a care-plan section",
+                                find_span(unit, section.span, rf"\b({re.escape(section.section)})\b"),
                                 help=did_you_mean(section.section, schema.SECTION_KINDS)
                                 or f"sections are: {', '.join(schema.SECTION_KINDS)}")
             elif section.section in seen:
@@ -236,7 +278,8 @@ def _check_plan_texts(unit: Unit) -> None:
                 for match in _INTERPOLATION.finditer(item.text):
                     name = match.group(1)
                     ns, _, base = name.rpartition(".")
-                    ref = m.Ref(span=item.span, name=base, namespace=ns or None)
+                    ref = m.Ref(span=find_span(unit, item.span, re.escape(match.group(0))), name=base,
+                                namespace=ns or None)
                     target = lookup(unit, ref)
                     if target is None:
                         report_unknown(unit, ref)
@@ -258,18 +301,20 @@ def _check_pathways(unit: Unit) -> None:
             seen_steps.setdefault(step.name, step)
             for t in step.transitions:
                 if t.event is not None and t.event not in m.PATHWAY_EVENTS:
-                    _bad_event(unit, t.event, t.span)
+                    _bad_event(unit, t.event, find_span(unit, t.span, rf"\bon[ \t]+({re.escape(t.event)})\b"))
                 pool, what = (exits, "exit") if t.target_is_exit else (steps, "step")
                 if t.target not in pool:
                     unit.sink.error("PW504", f"pathway `{pathway.name}` has no {what} called `{t.target}`",
-                                    t.span, help=did_you_mean(t.target, pool)
+                                    find_span(unit, t.span, rf"\bto[ \t]+(?:exit[ \t]+)?({re.escape(t.target)})\b"),
+                                    help=did_you_mean(t.target, pool)
                                     or (f"declare it with `exit {t.target} \"...\"`" if t.target_is_exit
                                         else "declare the step, or go to an `exit`"))
         for exit_ in pathway.exits:
             if exit_.event is not None and exit_.event not in m.PATHWAY_EVENTS:
-                _bad_event(unit, exit_.event, exit_.span)
+                _bad_event(unit, exit_.event, find_span(unit, exit_.span, rf"\bon[ \t]+({re.escape(exit_.event)})\b"))
         if not pathway.steps:
-            unit.sink.error("PW507", f"pathway `{pathway.name}` has no steps", pathway.span)
+            unit.sink.error("PW507", f"pathway `{pathway.name}` has no steps", name_span(unit, pathway),
+                            help='add the steps a patient goes through, e.g. `step assessment "Assessment":`')
 
 
 def _bad_event(unit: Unit, event: str, span: m.Span) -> None:
@@ -284,16 +329,22 @@ def _check_tests(unit: Unit) -> None:
             continue
         for o in test.overrides:
             ns, _, base = o.parameter.rpartition(".")
-            ref = m.Ref(span=o.span, name=base, namespace=ns or None)
+            where = find_span(unit, o.span, rf"\bwith[ \t]+({re.escape(o.parameter)})\b")
+            ref = m.Ref(span=where, name=base, namespace=ns or None)
             target = lookup(unit, ref)
             owner = unit if not ns else unit.imports.get(ns)
             if target is None:
                 report_unknown(unit, ref)
             elif target != "broken" and not isinstance(owner.decls.get(base) if owner else None, m.Parameter):
-                unit.sink.error("PW260", f"`{o.parameter}` is not a parameter, so a test cannot set it", o.span)
+                params = [d.name for d in owner.order if isinstance(d, m.Parameter)] if owner else []
+                unit.sink.error("PW260", f"`{o.parameter}` is not a parameter, so a test cannot set it", where,
+                                help="a test sets only parameters with `with`"
+                                + (f"; the parameters are: {', '.join(params)}" if params else
+                                   "; describe the patient under `patient:` instead"))
         for e in test.expectations:
             ns, _, base = e.outcome.rpartition(".")
-            ref = m.Ref(span=e.span, name=base, namespace=ns or None)
+            ref = m.Ref(span=find_span(unit, e.span, rf"\bexpect[ \t]+({re.escape(e.outcome)})\b"), name=base,
+                        namespace=ns or None)
             if lookup(unit, ref) is None:
                 report_unknown(unit, ref)
             elif not ns:

@@ -14,7 +14,7 @@ from pathways import schema
 from pathways.schema import BOOL, COUNT, DATE, DURATION, PERCENT, TEXT, UNKNOWN, Type
 
 from .diagnostics import did_you_mean
-from .resolve import lookup, report_unknown
+from .resolve import lookup, name_span, report_unknown
 from .unit import Unit
 
 LEVEL = Type("level")
@@ -66,8 +66,11 @@ class Checker:
         if isinstance(decl, m.Definition):
             t = self.expr(decl.expr)
             if decl.criterion and t not in (BOOL, UNKNOWN):
-                self.sink.error("PW310", f"criterion `{decl.name}` must be true or false, but it is a {t}",
-                                decl.expr.span, help="use `define` for values that are not true/false")
+                self.sink.error("PW310", f"criterion `{decl.name}` must be true or false, but it is {_a(t)}",
+                                decl.expr.span,
+                                help="compare it with something, e.g. `... at least 2`, or use `define` for a value "
+                                     "that is not true/false" if _is_number(t)
+                                else "use `define` for values that are not true/false")
             return t
         if isinstance(decl, m.Score):
             for item in decl.items:
@@ -88,12 +91,16 @@ class Checker:
             numbers: dict[int, m.Level] = {}
             for level in (*decl.levels, *([decl.fallback] if decl.fallback else [])):
                 if level.number in numbers:
-                    self.sink.error("PW340", f"level {level.number} is used twice", level.span)
-                numbers[level.number] = level
+                    from .diagnostics import Label
+                    self.sink.error("PW340", f"level {level.number} is used twice", level.span,
+                                    labels=[Label(span=numbers[level.number].span, message="first used here")],
+                                    help="give each level its own number")
+                numbers.setdefault(level.number, level)
                 if level.condition is not None:
                     self.expect(level.condition, BOOL, f"the condition of level {level.number}")
             if decl.fallback is None:
-                self.sink.error("PW341", f"levels `{decl.name}` need an `otherwise` level", decl.span,
+                self.sink.error("PW341", f"levels `{decl.name}` have no `otherwise` level for patients who match "
+                                "none of them", name_span(self.unit, decl),
                                 help='add a last line such as `otherwise level 0 "No long term condition"`')
             return LEVEL
         if isinstance(decl, m.Pathway):
@@ -150,7 +157,8 @@ class Checker:
         self.sink.error("PW300", f"{what} must be {_a(want)}, but this is {_a(got)}", expr.span)
 
     def _unit_mismatch(self, expr: m.Expr, want: Type, got: Type) -> None:
-        hint = None
+        hint = {"duration": "write a duration, e.g. `12 months`",
+                "gbp": "write an amount in pounds, e.g. `£100`"}.get(want.detail)
         if isinstance(expr, m.Quantity) and got == COUNT:
             unit = {"duration": "years", "gbp": "GBP"}.get(want.detail)
             if unit == "GBP":
@@ -246,7 +254,8 @@ class Checker:
         if e.op == "-" and left == DATE and right == DATE:
             return DURATION
         if not (_is_number(left) and _is_number(right)):
-            self.sink.error("PW305", f"cannot use `{e.op}` with {_a(left)} and {_a(right)}", e.span)
+            hint = "add or subtract a duration, e.g. `6 months`" if DATE in (left, right) else None
+            self.sink.error("PW305", f"cannot use `{e.op}` with {_a(left)} and {_a(right)}", e.span, help=hint)
             return UNKNOWN
         ld, rd = _dim(left), _dim(right)
         if e.op in ("+", "-"):
@@ -285,7 +294,9 @@ class Checker:
                             help="count them first: `count conditions ... at least 4`")
             return BOOL
         if left != right:
-            self.sink.error("PW301", f"cannot compare {_a(left)} with {_a(right)}", e.span)
+            hint = 'compare text with text in double quotes, e.g. `practice is "Y01234"`' \
+                if TEXT in (left, right) else "both sides must be the same kind of value"
+            self.sink.error("PW301", f"cannot compare {_a(left)} with {_a(right)}", e.span, help=hint)
             return BOOL
         if e.op not in ("=", "!=") and left.base not in ("date",):
             self.sink.error("PW307", f"`{word}` needs numbers or dates, but these are {left}", e.span,
@@ -293,6 +304,8 @@ class Checker:
         return BOOL
 
     def _compare_hint(self, right: m.Expr, left: Type, got: Type) -> str | None:
+        if isinstance(right, m.Quantity) and left.detail == "gbp":
+            return f"write the amount in pounds: `£{right.text}`"
         if isinstance(right, m.Quantity) and got == COUNT:
             if left.detail == "duration":
                 return f"write the unit: `{right.text} years`, `{right.text} months`, `{right.text} weeks` or `{right.text} days`"
@@ -329,7 +342,7 @@ class Checker:
         if t is UNKNOWN:
             return None
         if t.base != "list":
-            self.sink.error("PW311", f"{what} needs a list of record items, but this is {_a(t)}", e.span,
+            self.sink.error("PW311", f"{what} needs a list from the patient's record, but this is {_a(t)}", e.span,
                             help=f"lists are: {', '.join(list(schema.COLLECTIONS)[:6])}, ...")
             return None
         return t.detail
@@ -394,7 +407,7 @@ class Checker:
         if e.op == "total_stay":
             if kind != "admission":
                 self.sink.error("PW312", f"`total stay of` needs hospital admissions, not {kind.replace('_', ' ')}s",
-                                e.source.span)
+                                e.source.span, help="use a list of admissions, e.g. `total stay of admissions in the last 1 year`")
             return DURATION
         attr = self._attribute(e.attribute or "", kind, e.span)
         if attr is UNKNOWN:
@@ -419,6 +432,10 @@ class Checker:
 
     def _group(self, group: str, span: m.Span) -> None:
         if group not in schema.GROUPS:
+            if span.end_line == span.line and span.end_column - len(group) >= span.column:
+                # the group is the last word of the expression: point at it
+                span = m.Span(line=span.line, column=span.end_column - len(group), end_line=span.line,
+                              end_column=span.end_column, start=span.end - len(group), end=span.end)
             self.sink.error("PW315", f"`{group}` is not a group of patients", span,
                             help=did_you_mean(group, schema.GROUPS) or "groups are: practice, population")
 
@@ -470,6 +487,8 @@ def _a(t: Type) -> str:
     text = str(t)
     if text.startswith("amount"):
         return f"an {text}"
+    if t == TEXT:
+        return "text"
     if t.base in ("list",) or text.startswith(("true", "number", "duration", "percentage", "date", "text")):
         return f"a {text}" if not text.startswith("true") else "true/false"
     if t.base == "symbol":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +52,9 @@ class Unit:
                 if self.header is None:
                     self.header = node
                 else:
-                    self.sink.error("PW211", "a file has only one `protocol` header", node.span,
-                                    labels=[_label(self.header.span, "the first header is here")])
+                    self.sink.error("PW211", "this file already has a `protocol` header", node.span,
+                                    labels=[_label(self.header.span, "the first header is here")],
+                                    help="remove this header, or move what follows it into a file of its own")
             elif isinstance(node, m.Use):
                 self.uses.append(node)
             elif isinstance(node, Outcomes):
@@ -60,8 +62,8 @@ class Unit:
             elif isinstance(node, m.Decl):
                 first = self.decls.get(node.name)
                 if first is not None:
-                    self.sink.error("PW202", f"`{node.name}` is declared twice", _name_span(node),
-                                    labels=[_label(_name_span(first), "first declared here")],
+                    self.sink.error("PW202", f"`{node.name}` is declared twice", _name_span(self.source, node),
+                                    labels=[_label(_name_span(self.source, first), "first declared here")],
                                     help="give one of them another name")
                     continue
                 self.decls[node.name] = node
@@ -73,8 +75,13 @@ def _label(span: m.Span, message: str):
     return Label(span=span, message=message)
 
 
-def _name_span(decl: m.Decl) -> m.Span:
-    """The span of a declaration's first line (its keyword and name)."""
+def _name_span(source: str, decl: m.Decl) -> m.Span:
+    """The span of a declaration's name on its first line (else of the line's first character)."""
     s = decl.span
-    return m.Span(line=s.line, column=s.column, end_line=s.line, end_column=s.column + 1, start=s.start,
-                  end=s.start + 1)
+    line = source[s.start:].split("\n", 1)[0]
+    match = re.search(rf"\b{re.escape(decl.name)}\b", line)
+    if not match:
+        return m.Span(line=s.line, column=s.column, end_line=s.line, end_column=s.column + 1, start=s.start,
+                      end=s.start + 1)
+    return m.Span(line=s.line, column=s.column + match.start(), end_line=s.line, end_column=s.column + match.end(),
+                  start=s.start + match.start(), end=s.start + match.end())

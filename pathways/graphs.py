@@ -51,6 +51,28 @@ def definition_cycles(graph: nx.DiGraph) -> list[list[str]]:
     return sorted(cycles)
 
 
+def cycle_through(graph: nx.DiGraph, members: Iterable[str], start: str) -> list[str]:
+    """A shortest circle from ``start`` back to itself, using only ``members``
+    (a strongly connected set, as :func:`definition_cycles` gives).
+
+    >>> g = nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a"), ("b", "a")])
+    >>> cycle_through(g, ["a", "b", "c"], "c")
+    ['c', 'a', 'b']
+    """
+    sub = graph.subgraph(list(members))
+    if sub.has_edge(start, start):
+        return [start]
+    best: list[str] | None = None
+    for nxt in sorted(sub.successors(start)):
+        try:
+            path = nx.shortest_path(sub, nxt, start)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            continue
+        if best is None or len(path) < len(best):
+            best = path
+    return [start, *best[:-1]] if best else sorted(sub.nodes)
+
+
 def state_graph(pathway: m.Pathway) -> nx.MultiDiGraph:
     """Steps and exits as nodes; transitions as edges with their trigger.
 
@@ -115,9 +137,12 @@ def steps_without_exit(graph: nx.MultiDiGraph) -> list[str]:
     return sorted(n for n, kind in graph.nodes(data="kind") if kind == "step" and n not in can_exit)
 
 
-def timerless_cycles(graph: nx.MultiDiGraph) -> list[list[str]]:
+def timerless_cycles(graph: nx.MultiDiGraph, order: Iterable[str] = ()) -> list[list[str]]:
     """Cycles made only of ``when`` transitions: nothing (no event, no timer)
     stops a patient going round them for ever on one day.
+
+    Each is a real circle, in the order a patient would go round it, starting
+    from the member that comes first in ``order`` (else the first by name).
 
     >>> g = nx.MultiDiGraph()
     >>> _ = g.add_edge("a", "b", trigger="when"); _ = g.add_edge("b", "a", trigger="when")
@@ -127,7 +152,12 @@ def timerless_cycles(graph: nx.MultiDiGraph) -> list[list[str]]:
     """
     instant = nx.DiGraph()
     instant.add_edges_from((u, v) for u, v, t in graph.edges(data="trigger") if t == "when")
-    return definition_cycles(instant)
+    rank = {name: i for i, name in enumerate(order)}
+    out = []
+    for members in definition_cycles(instant):
+        start = min(members, key=lambda n: (rank.get(n, len(rank)), n))
+        out.append(cycle_through(instant, members, start))
+    return out
 
 
 def care_plan_graph(plan: m.CarePlan) -> nx.DiGraph:
