@@ -27,6 +27,7 @@ PASSES = (
     resolve.resolve_header,
     resolve.resolve_names,
     typecheck.typecheck,
+    resolve.check_cycles,
     *lint.LINTS,
 )
 

@@ -63,7 +63,8 @@ def _quantity(q: m.Quantity, atom: bool = True) -> str:
     number = q.text or _num(q.value)
     if q.unit == "gbp":
         # `£` is an atom of its own; where the grammar wants `quantity` only `GBP` parses.
-        return f"£{number}" if atom else f"{number} GBP"
+        sign, digits = ("-", number[1:]) if number.startswith("-") else ("", number)
+        return f"{sign}£{digits}" if atom else f"{number} GBP"
     unit = q.unit[:-1] if q.value == 1 and q.unit in ("days", "weeks", "months", "years") else q.unit
     return {"count": number, "percent": f"{number}%"}.get(unit, f"{number} {unit}")
 
@@ -116,12 +117,15 @@ def _expr(node, closed: bool = False) -> _Text:
     if isinstance(node, m.Window):
         source = _at(node.source, POST).text
         if node.mode == "last":
-            return _Text(f"{source} in the last {_at(node.amount, ATOM).text}", POST, False)
+            return _Text(f"{source} {node.phrase} {_at(node.amount, ATOM).text}", POST, False)
         if node.mode == "between":
             return _Text(f"{source} between {_at(node.start, ATOM).text} and {_at(node.end, ATOM).text}", POST, False)
         return _Text(f"{source} {node.mode} {_at(node.start, ATOM).text}", POST, False)
     if isinstance(node, m.InValueSet):
         return _Text(f"{node.attribute} in {node.value_set.dotted}", CMP, False)
+    if isinstance(node, m.Quantity) and node.value < 0:
+        # `-1` reads back as a value, but only where a unary minus may stand
+        return _Text(_quantity(node), NEG, False)
     if isinstance(node, m.ItemList):
         # Not an expression a line can hold; quote the whole block for explanations.
         printer = _Printer([], [])
@@ -204,7 +208,7 @@ class _Printer:
         too_long = fit and len(INDENT * depth + head) + 1 + len(text) > WIDTH
         # Comments that would land on the expression's own line (see _attach) keep it apart
         # from the head, so that they stay inside the body on the next run too.
-        commented = any(src < c.line and (c.line < expr.span.line if c.own_line else c.line <= expr.span.end_line)
+        commented = any(src < c.line and (c.line < expr.span.line or c.line == expr.span.line and not c.own_line)
                         for c in self.comments)
         if too_long or commented:
             self.add(src, depth, head)
@@ -352,19 +356,22 @@ class _Printer:
 
 
 def _attach(lines: list[_Line], comments: list[Comment]) -> tuple[list[list[Comment]], list[Comment | None]]:
-    """Own-line comments go before the line printed from the next source line;
-    trailing ones at the end of the line printed from theirs (or the nearest above)."""
+    """Trailing comments go at the end of the line printed from their source line; other
+    comments (and trailing ones whose line printed nothing) before the line printed from the
+    next source line, or failing that at the end of the nearest line above."""
     lead: list[list[Comment]] = [[] for _ in lines]
     trail: list[list[Comment]] = [[] for _ in lines]
     order = range(len(lines))
     for c in comments:
-        later = [i for i in order if lines[i].src > c.line] if c.own_line else []
-        if later:
-            lead[min(later, key=lambda i: (lines[i].src, i))].append(c)
-            continue
         same = [i for i in order if lines[i].src == c.line]
-        above = [i for i in order if lines[i].src <= c.line] or [0]
-        trail[same[-1] if same else max(above, key=lambda i: (lines[i].src, i))].append(c)
+        later = [i for i in order if lines[i].src > c.line]
+        if same:
+            trail[same[-1]].append(c)
+        elif later:
+            lead[min(later, key=lambda i: (lines[i].src, i))].append(c)
+        else:
+            above = [i for i in order if lines[i].src <= c.line] or [0]
+            trail[max(above, key=lambda i: (lines[i].src, i))].append(c)
     # A line holds one trailing comment: a second `#` would be read as part of the first.
     for i in order:
         lead[i] = sorted(lead[i] + trail[i][:-1], key=lambda c: (c.line, c.column))
@@ -393,8 +400,12 @@ def _above_doc(items: list[list], blank_after: bool, displaced: list[Comment]) -
         k -= 1
         if items[k][1]:
             break
-    items[k:k] = [[c, False] for c in displaced]
-    k += len(displaced)
+    moved = [[c, False] for c in displaced]
+    if moved and k == len(items) and blank_after:
+        # Keep them next to their statement: the gap's blank line goes above them instead.
+        moved[0][1], blank_after = True, False
+    items[k:k] = moved
+    k += len(moved)
     # A `##` line that was not doc must not come to touch the statement and become doc.
     if k and items[k - 1][0].text.startswith("##"):
         if k == len(items):

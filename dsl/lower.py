@@ -28,6 +28,8 @@ def _assign(node: BaseModel, node_id: str, unit: Unit) -> BaseModel:
             update[name] = tuple(_assign(v, f"{node_id}/{name}.{i}", unit) for i, v in enumerate(value))
     if "id" in type(node).model_fields:
         update["id"] = node_id
+    if isinstance(node, m.ValueSet):
+        update["codes"] = unit.codes.get(node.name, node.codes)  # inline and CSV codes together
     if isinstance(node, m.Ref):
         update["target"] = unit.targets.get(id(node), "")
     if isinstance(node, m.Item) and not node.label and isinstance(node.expr, m.Ref):
@@ -46,7 +48,7 @@ def _label_of(unit: Unit, ref: m.Ref) -> str:
 def lower(unit: Unit, imported: dict[str, m.Protocol]) -> m.Protocol:
     """Build the model of a checked unit; ``imported`` maps alias -> lowered protocol."""
     name = unit.name
-    decls = tuple(_assign(d, f"{name}.{d.name}", unit) for d in unit.order)
+    decls = tuple(_assign(d, f"{name}.{'test:' if d.kind == 'test' else ''}{d.name}", unit) for d in unit.order)
     uses = tuple(u.model_copy(update={"protocol": imported.get(u.alias)}) for u in unit.uses)
     header = unit.header or m.Header(name=name)
     return m.Protocol(

@@ -78,6 +78,9 @@ class Syntax:
     statements: list[Statement] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     failed_chunks: int = 0
+    #: names declared by statements that failed to parse; their uses are not
+    #: reported again as unknown names
+    broken_names: set[str] = field(default_factory=set)
 
 
 # --- comments and chunks ------------------------------------------------------
@@ -392,7 +395,14 @@ class _Build(Transformer):
 
     @v_args(inline=True)
     def test_as_of(self, date):
+        self._check_date(date)
         return ("as_of", str(date))
+
+    def _check_date(self, tok: Token) -> None:
+        from .dates import check_date
+        problem = check_date(str(tok))
+        if problem:
+            self.sink.error("PW105", problem, self.tspan(tok))
 
     @v_args(inline=True, meta=True)
     def test_with(self, meta, ref, value):
@@ -404,6 +414,9 @@ class _Build(Transformer):
 
     @v_args(inline=True, meta=True)
     def fact(self, meta, verb, *args):
+        for arg in args:
+            if isinstance(arg, Token) and arg.type == "DATE":
+                self._check_date(arg)
         return m.Fact(span=self.span(meta), verb=str(verb), args=tuple(str(a) for a in args))
 
     @v_args(inline=True)
@@ -449,6 +462,10 @@ class _Build(Transformer):
 
     @v_args(inline=True, meta=True)
     def negate(self, meta, operand):
+        if isinstance(operand, m.Quantity) and operand.value > 0:
+            # a negative number is a value, so it can be a parameter's default
+            return operand.model_copy(update={"span": self.span(meta), "value": -operand.value,
+                                              "text": f"-{operand.text}"})
         return m.Negate(span=self.span(meta), operand=operand)
 
     @v_args(inline=True, meta=True)
@@ -516,7 +533,9 @@ class _Build(Transformer):
 
     @v_args(meta=True)
     def in_last(self, meta, children):
-        return m.Window(span=self.span(meta), source=children[0], mode="last", amount=children[-1])
+        # `within 90 days` and `in the last 90 days` mean the same; keep the author's words
+        phrase = "in the last" if len(children) == 3 else "within"
+        return m.Window(span=self.span(meta), source=children[0], mode="last", amount=children[-1], phrase=phrase)
 
     @v_args(inline=True, meta=True)
     def between(self, meta, source, start, end):
@@ -543,6 +562,10 @@ class _Build(Transformer):
     def quantity(self, meta, number, unit):
         return m.Quantity(span=self.span(meta), value=self.number(number),
                           unit=_UNITS[str(unit)] if unit else "count", text=str(number))
+
+    @v_args(inline=True, meta=True)
+    def percent(self, meta, number):
+        return m.Quantity(span=self.span(meta), value=self.number(number), unit="percent", text=str(number))
 
     @v_args(inline=True, meta=True)
     def money(self, meta, number):
@@ -792,6 +815,10 @@ def _depth(tree: Tree) -> int:
     return deepest
 
 
+_DECLARES = re.compile(r"^(?:define|criterion|parameter|codes|score|bands|levels|pathway|care\s+plan)\s+"
+                       r"([a-z_][a-z0-9_]*)")
+
+
 def parse(source: str, sink: Sink) -> Syntax:
     """Parse a whole file, statement by statement, reporting into ``sink``."""
     syntax = Syntax(source=source, comments=scan_comments(source))
@@ -819,6 +846,9 @@ def parse(source: str, sink: Sink) -> Syntax:
             tree = parser.parse(chunk)
         except (UnexpectedInput, DedentError) as exc:
             syntax.failed_chunks += 1
+            declared = _DECLARES.match(lines[first])
+            if declared:
+                syntax.broken_names.add(declared.group(1))
             # One mistake, one error: the lines of a block written without indenting
             # them, or a closing brace left over from a statement that failed.
             if skip or (previous_failed and words[k][:1] in ("}", "]", ")")):
@@ -869,11 +899,11 @@ def parse(source: str, sink: Sink) -> Syntax:
                        help="split it into named definitions and combine those")
             continue
         doc_lines = []
-        k = first  # 1-based line number of the line just above the statement
-        while k in docs:
-            doc_lines.insert(0, docs[k][2:].strip())
-            k -= 1
-        if doc_lines and isinstance(node, m.Decl):
+        above = first  # 1-based line number of the line just above the statement
+        while above in docs:
+            doc_lines.insert(0, docs[above][2:].strip())
+            above -= 1
+        if doc_lines and isinstance(node, (m.Decl, m.Header)):
             node = node.model_copy(update={"doc": "\n".join(doc_lines)})
         syntax.statements.append(Statement(node, first + 1, last + 1))
     return syntax

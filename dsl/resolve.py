@@ -26,6 +26,7 @@ ImportFn = Callable[[Unit, str, m.Span], "Unit | None"]
 #: How the compiler reads a code list: (unit, relative path, where it is named) -> text, or None once reported.
 ReadFn = Callable[[Unit, str, m.Span], "str | None"]
 
+_BRACES = re.compile(r"\{[^{}\n]*\}")
 _INTERPOLATION = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
 
 
@@ -143,7 +144,8 @@ def _read_codes_csv(unit: Unit, decl: m.ValueSet, text: str, span: m.Span) -> li
 
 
 def _known(unit: Unit) -> list[str]:
-    return [*unit.decls, *schema.PATIENT_ATTRIBUTES, *schema.COLLECTIONS]
+    return [*(n for n in unit.decls if not n.startswith("test ")), *schema.PATIENT_ATTRIBUTES,
+            *schema.COLLECTIONS]
 
 
 def lookup(unit: Unit, ref: m.Ref) -> str | None:
@@ -159,12 +161,12 @@ def lookup(unit: Unit, ref: m.Ref) -> str | None:
         if imported is None:
             return "broken"
         return f"import:{ref.namespace}:{ref.name}" if ref.name in imported.decls else None
-    if ref.name in unit.decls:
-        return f"decl:{ref.name}"
     if ref.name in schema.PATIENT_ATTRIBUTES:
         return f"patient:{ref.name}"
     if ref.name in schema.COLLECTIONS:
         return f"collection:{ref.name}"
+    if ref.name in unit.decls:
+        return f"decl:{ref.name}"
     return None
 
 
@@ -174,6 +176,12 @@ def report_unknown(unit: Unit, ref: m.Ref, extra: tuple[str, ...] = ()) -> None:
     if key in unit.unknown:
         return
     unit.unknown.add(key)
+    if ref.namespace is None and unit.syntax is not None and ref.name in unit.syntax.broken_names:
+        return  # its declaration failed to parse, and that error was reported
+    if ref.namespace is None and ref.name in ("yes", "no"):
+        unit.sink.error("PW201", f"unknown name `{ref.name}`", ref.span,
+                        help="write `true` or `false`")
+        return
     if ref.namespace is not None and ref.namespace not in unit.imports:
         unit.sink.error("PW203", f"there is no import called `{ref.namespace}`", ref.span,
                         help=did_you_mean(ref.namespace, unit.imports)
@@ -202,20 +210,27 @@ def _deferred(decl: m.Decl) -> set[int]:
 
 
 def resolve_names(unit: Unit) -> None:
-    """Give every name outside filters a target; report unknown names once each."""
+    """Give every name outside filters a target; report unknown names once each.
+
+    Names the type checker decides (``status is active``: ``active`` is a value
+    of ``status`` even if a definition is called ``active``) are left to it.
+    """
     for decl in unit.order:
-        deferred = None
+        if decl.kind != "test" and (decl.name in schema.PATIENT_ATTRIBUTES or decl.name in schema.COLLECTIONS):
+            what = "a list" if decl.name in schema.COLLECTIONS else "a fact"
+            unit.sink.error("PW207", f"`{decl.name}` is already {what} in the patient's record",
+                            name_span(unit, decl), help=f"choose another name, such as `my_{decl.name}`")
+        deferred = _deferred(decl)
         for ref in refs(decl):
+            if id(ref) in deferred:
+                continue
             target = lookup(unit, ref)
             if target is not None:
                 unit.targets[id(ref)] = target
                 if target.startswith("decl:"):
                     unit.used.add(target[5:])
                 continue
-            if deferred is None:
-                deferred = _deferred(decl)
-            if id(ref) not in deferred:
-                report_unknown(unit, ref)
+            report_unknown(unit, ref)
     for name, span in unit.outcomes:
         if name not in unit.decls:
             close = did_you_mean(name, unit.decls)
@@ -225,14 +240,15 @@ def resolve_names(unit: Unit) -> None:
                 unit.used.add(close.split("`")[1])  # the name meant is not also "never used"
         else:
             unit.used.add(name)
-    _check_dependency_cycles(unit)
     _check_plan_texts(unit)
     _check_pathways(unit)
     _check_tests(unit)
 
 
-def _check_dependency_cycles(unit: Unit) -> None:
-    graph = dependency_graph(unit.order)
+def check_cycles(unit: Unit) -> None:
+    """Definitions that use each other in a circle (run after type checking,
+    which settles what every name means)."""
+    graph = dependency_graph(unit.order, target_of=lambda ref: unit.targets.get(id(ref), "-"))
     rank = {d.name: i for i, d in enumerate(unit.order)}
     for members in definition_cycles(graph):
         # a real circle, in the order one uses the next, from the first declared
@@ -275,6 +291,12 @@ def _check_plan_texts(unit: Unit) -> None:
                                   labels=[Label(span=seen[section.section].span, message="first here")])
             seen.setdefault(section.section, section)
             for item in section.items:
+                for match in _BRACES.finditer(item.text):
+                    if not _INTERPOLATION.fullmatch(match.group(0)):
+                        unit.sink.warning("PW253", f"`{match.group(0)}` in this text is not a placeholder",
+                                          find_span(unit, item.span, re.escape(match.group(0))),
+                                          help="placeholders are a lower-case name in braces with no spaces, "
+                                               "e.g. `{ltc_count}`")
                 for match in _INTERPOLATION.finditer(item.text):
                     name = match.group(1)
                     ns, _, base = name.rpartition(".")

@@ -9,6 +9,8 @@ once, not again by every expression that contains it.
 
 from __future__ import annotations
 
+import re
+
 from pathways import model as m
 from pathways import schema
 from pathways.schema import BOOL, COUNT, DATE, DURATION, PERCENT, TEXT, UNKNOWN, Type
@@ -16,6 +18,9 @@ from pathways.schema import BOOL, COUNT, DATE, DURATION, PERCENT, TEXT, UNKNOWN,
 from .diagnostics import did_you_mean
 from .resolve import lookup, name_span, report_unknown
 from .unit import Unit
+
+#: ``{name}`` or ``{alias.name}`` in care-plan text
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
 
 LEVEL = Type("level")
 VALUE_SET = Type("value_set")
@@ -121,6 +126,7 @@ class Checker:
         if isinstance(decl, m.CarePlan):
             for section in decl.sections:
                 for item in section.items:
+                    self.check_placeholders(item)
                     if item.condition is not None:
                         self.expect(item.condition, BOOL, "a care-plan item's `when`")
             return Type("care_plan")
@@ -128,6 +134,18 @@ class Checker:
             self.check_test(decl)
             return Type("test")
         return UNKNOWN
+
+    def check_placeholders(self, item: m.PlanItem) -> None:
+        """``{name}`` in care-plan text must name a value that can be written out."""
+        for match in PLACEHOLDER.finditer(item.text):
+            ns, _, base = match.group(1).rpartition(".")
+            ref = m.Ref(span=item.span, name=base, namespace=ns or None)
+            if lookup(self.unit, ref) is None:
+                continue  # reported by the resolver
+            t = self._ref(ref, None, None)
+            if t.base in ("list", "value_set", "pathway", "care_plan", "test"):
+                self.sink.error("PW254", f"`{{{match.group(1)}}}` is {_a(t)}, which cannot be written into text",
+                                item.span, help="name a number, date, true/false or text instead, e.g. a `count`")
 
     def check_test(self, test: m.ProtocolTest) -> None:
         for o in test.overrides:
@@ -205,6 +223,7 @@ class Checker:
         self.unit.targets[id(e)] = target
         kind, _, rest = target.partition(":")
         if kind == "decl":
+            self.unit.used.add(rest)
             return self.decl_type(self.unit, rest)
         if kind == "import":
             alias, _, name = rest.partition(":")
@@ -284,6 +303,17 @@ class Checker:
         if UNKNOWN in (left, right):
             return BOOL
         word = _CMP_WORDS[e.op]
+        if left == DATE and right == DATE and e.op in (">", ">=", "<", "<=") \
+                and (isinstance(e.right, m.Ago) or isinstance(e.left, m.Ago)):
+            ago = e.right if isinstance(e.right, m.Ago) else e.left
+            amount = f"{ago.amount.text} {ago.amount.unit}"
+            later = (e.op in (">", ">=")) == isinstance(e.right, m.Ago)
+            self.sink.warning(
+                "PW407", f"dates compare by the calendar: this holds for dates "
+                f"{'after' if later else 'before'} {amount} ago, that is "
+                f"{'within the last' if later else 'longer ago than'} {amount}", e.span,
+                help=f"if that is what you mean, say it plainly: use a window such as `in the last {amount}`"
+                if later else f"if that is what you mean, say it plainly: `before {amount} ago` on the list")
         if _is_number(left) and _is_number(right):
             if _dim(left) != _dim(right):
                 self.sink.error("PW301", f"cannot compare {_a(left)} with {_a(right)}", e.span,
@@ -332,8 +362,11 @@ class Checker:
     def _attribute(self, name: str, item: str, span: m.Span) -> Type:
         attrs = schema.ITEM_ATTRIBUTES[item]
         if name not in attrs:
-            self.sink.error("PW240", f"a {item.replace('_', ' ')} has no `{name}`", span,
-                            help=did_you_mean(name, attrs) or f"it has: {', '.join(attrs)}")
+            outside = name in schema.PATIENT_ATTRIBUTES or name in schema.COLLECTIONS or name in self.unit.decls
+            help_ = (f"`and` or `or` after a `where` test continues the filter; to combine the result with "
+                     f"`{name}`, put the filtered part in brackets or give it a name with `define`") if outside \
+                else did_you_mean(name, attrs) or f"it has: {', '.join(attrs)}"
+            self.sink.error("PW240", f"a {item.replace('_', ' ')} has no `{name}`", span, help=help_)
             return UNKNOWN
         return attrs[name]
 
@@ -420,7 +453,10 @@ class Checker:
 
     def _per_period(self, e: m.PerPeriod, item, sym):
         self.expect(e.period, DURATION, "the period")
-        if not (isinstance(e.source, m.Window) and e.source.mode == "last"):
+        source = e.source
+        while isinstance(source, (m.Filter, m.Window)) and not (isinstance(source, m.Window) and source.mode == "last"):
+            source = source.source  # `... in the last 12 months where ...` keeps its window
+        if not (isinstance(source, m.Window) and source.mode == "last"):
             self.sink.error("PW314", "a count per period needs a window to cut into periods", e.source.span,
                             help="add `in the last 12 months` after the list")
         self._list(e.source, "a count per period")
@@ -502,4 +538,7 @@ def typecheck(unit: Unit) -> None:
     """Type every declaration of the unit, reporting into its sink."""
     checker = Checker(unit)
     for decl in unit.order:
-        checker.decl_type(unit, decl.name)
+        if isinstance(decl, m.ProtocolTest):
+            checker.check_test(decl)
+        else:
+            checker.decl_type(unit, decl.name)

@@ -60,14 +60,21 @@ class Unit:
             elif isinstance(node, Outcomes):
                 self.outcomes.extend(node.names)
             elif isinstance(node, m.Decl):
-                first = self.decls.get(node.name)
+                key = decl_key(node)
+                first = self.decls.get(key)
                 if first is not None:
-                    self.sink.error("PW202", f"`{node.name}` is declared twice", _name_span(self.source, node),
+                    what = f'test "{node.name}"' if isinstance(node, m.ProtocolTest) else f"`{node.name}`"
+                    self.sink.error("PW202", f"{what} is declared twice", _name_span(self.source, node),
                                     labels=[_label(_name_span(self.source, first), "first declared here")],
                                     help="give one of them another name")
                     continue
-                self.decls[node.name] = node
+                self.decls[key] = node
                 self.order.append(node)
+
+
+def decl_key(decl: m.Decl) -> str:
+    """Tests are named by their description, in a namespace of their own."""
+    return f'test "{decl.name}"' if isinstance(decl, m.ProtocolTest) else decl.name
 
 
 def _label(span: m.Span, message: str):

@@ -16,8 +16,12 @@ from .walk import refs
 START = "(start)"
 
 
-def dependency_graph(declarations: Iterable[m.Decl]) -> nx.DiGraph:
+def dependency_graph(declarations: Iterable[m.Decl], target_of=None) -> nx.DiGraph:
     """Edges from each declaration to the local declarations it uses.
+
+    A reference's meaning is its resolved ``target`` (``decl:NAME``); for a
+    model not yet resolved, a name equal to a declaration's. ``target_of``
+    lets the compiler supply targets it has not yet written into the nodes.
 
     >>> from pathways.model import Definition, Ref
     >>> g = dependency_graph([Definition(name="a", expr=Ref(name="b")),
@@ -31,8 +35,13 @@ def dependency_graph(declarations: Iterable[m.Decl]) -> nx.DiGraph:
     for decl in decls:
         graph.add_node(decl.name, kind=decl.kind, label=decl.label or decl.name)
     for decl in decls:
+        if decl.kind == "test":
+            continue
         for ref in refs(decl):
-            if ref.namespace is None and ref.name in names:
+            target = target_of(ref) if target_of else ref.target
+            if target.startswith("decl:"):
+                graph.add_edge(decl.name, target[5:])
+            elif not target and ref.namespace is None and ref.name in names:
                 graph.add_edge(decl.name, ref.name)
     return graph
 

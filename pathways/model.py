@@ -161,6 +161,7 @@ class Window(Expr):
     kind: Literal["window"] = "window"
     source: "AnyExpr"
     mode: Literal["last", "between", "before", "after"]
+    phrase: Literal["in the last", "within"] = "in the last"  # how a ``last`` window was written
     amount: "AnyExpr | None" = None
     start: "AnyExpr | None" = None
     end: "AnyExpr | None" = None
@@ -269,6 +270,7 @@ class Header(Node):
     authors: tuple[str, ...] = ()
     citation: str = ""
     description: str = ""
+    doc: str | None = None  # the ``##`` comment above the header
 
 
 class Use(Node):
@@ -480,9 +482,9 @@ class Protocol(Node):
     outcomes: tuple[str, ...] = ()
 
     def get(self, name: str) -> AnyDecl | None:
-        """The declaration called ``name``, or None."""
+        """The declaration called ``name`` (tests excepted), or None."""
         for decl in self.declarations:
-            if decl.name == name:
+            if decl.name == name and decl.kind != "test":
                 return decl
         return None
 

@@ -145,7 +145,7 @@ def test_empty_and_comment_only_files():
     ("a - - b", "a - -b"),
     ("count (a + b)", "count (a + b)"),
     ("count (count x)", "count (count x)"),
-    ("total stay of admissions within 1 years", "total stay of admissions in the last 1 year"),
+    ("total stay of admissions within 1 years", "total stay of admissions within 1 year"),
     ("latest value of tests where code in vs.hba1c", "latest value of tests where code in vs.hba1c"),
     ("x where s is (a + 1)", "x where s is (a + 1)"),
     ("x where s >= (-1)", "x where s at least (-1)"),
