@@ -139,13 +139,15 @@ def render(diag: Diagnostic, source: str | None) -> str:
     gutter = len(str(max(all_lines)))
     out = [f"{diag.severity}[{diag.code}]: {diag.message}",
            f"{' ' * gutter}--> {diag.file or '<input>'}:{diag.span.line}:{diag.span.column}"]
-    body = _snippet(lines, diag.span, "^", "", gutter)
+    # snippets in the order of the file, as a reader scans it; notes on other files last
+    here = [(diag.span, "^", "")] + [(lb.span, "-", lb.message) for lb in diag.labels
+                                    if not lb.file or lb.file == diag.file]
+    body = []
+    for span, marker, message in sorted(here, key=lambda h: (h[0].line, h[0].column)):
+        body.extend(_snippet(lines, span, marker, message, gutter))
     for lb in diag.labels:
         if lb.file and lb.file != diag.file:
-            out_label = f"{' ' * gutter} = note: {lb.file}:{lb.span.line}:{lb.span.column}: {lb.message}"
-            body.append(out_label)
-        else:
-            body.extend(_snippet(lines, lb.span, "-", lb.message, gutter))
+            body.append(f"{' ' * gutter} = note: {lb.file}:{lb.span.line}:{lb.span.column}: {lb.message}")
     if body:
         out.append(f"{' ' * gutter} |")
         out.extend(body)

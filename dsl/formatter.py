@@ -15,7 +15,8 @@ from typing import NamedTuple
 from pathways import model as m
 
 from .diagnostics import Diagnostic, Sink
-from .parser import Comment, Outcomes, Statement, parse
+from .build import Outcomes
+from .parser import Comment, Statement, parse
 
 WIDTH = 100
 INDENT = "  "

@@ -10,7 +10,8 @@ from pathways import model as m
 from pathways.schema import Type
 
 from .diagnostics import Sink
-from .parser import Outcomes, Syntax
+from .build import Outcomes
+from .parser import Syntax
 
 
 @dataclass

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from dsl.diagnostics import Sink
 from dsl.formatter import expr_to_text, format_source
-from dsl.parser import Outcomes, parse, scan_comments
+from dsl.build import Outcomes
+from dsl.parser import parse, scan_comments
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = sorted((ROOT / "library").glob("*.pw"))
@@ -110,10 +111,10 @@ def test_syntax_error_is_not_rewritten(source):
 
 
 def test_indented_text_before_the_first_statement_is_refused():
-    # The parser silently skips it (no statement starts before column 1); printing would delete it.
+    # No statement starts before column 1; the parser reports the line, so nothing is deleted.
     text, diagnostics = format_source("  define x: 1\ndefine y: 2\n")
     assert text is None
-    assert [d.code for d in diagnostics] == ["PW190"]
+    assert [d.code for d in diagnostics] == ["PW107"]
 
 
 def test_empty_and_comment_only_files():

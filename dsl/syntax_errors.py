@@ -1,0 +1,199 @@
+"""Syntax errors in plain words: what went wrong, where, and how to mend it."""
+
+from __future__ import annotations
+
+import re
+
+from lark import Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
+from pathways import model as m
+
+from .diagnostics import Sink, did_you_mean
+
+
+def _lark():
+    from .parser import _lark as build_parser  # the parser module imports this one
+    return build_parser()
+
+
+
+_FRIENDLY = {
+    "NAME": "a name", "STRING": "text in double quotes", "NUMBER": "a number", "INT": "a whole number",
+    "DATE": "a date (YYYY-MM-DD)", "UNIT": "a unit (days, weeks, months, years, GBP)", "_NL": "the end of the line",
+    "_INDENT": "an indented block", "_DEDENT": "the end of the block", "$END": "the end of the file",
+    "CODE": "a code", "IN_THE_LAST": "`in the last`", "ADD_OP": "`+` or `-`", "MUL_OP": "`*` or `/`",
+    "DEFINE_KW": "`define` or `criterion`", "AGG_OP": "`sum`, `min`, `max`, `latest` or `earliest`",
+    "PERIOD_OP": "`lowest`, `highest` or `average`", "ACTION_TIMING": "`within` or `every`",
+}
+
+
+def _friendly(term: str) -> str:
+    if term in _FRIENDLY:
+        return _FRIENDLY[term]
+    try:
+        pattern = _lark().get_terminal(term).pattern
+    except KeyError:
+        return term.lower()
+    return f"`{pattern.value}`" if pattern.type == "str" else term.lower()
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type in ("_NL", "$END", "_DEDENT", "_INDENT"):
+        return {"_NL": "end of line", "$END": "end of the statement",
+                "_DEDENT": "end of the block", "_INDENT": "indented line"}[tok.type]
+    text = str(tok)
+    return f"`{text[:30]}`"
+
+
+#: The words a top-level statement starts with.
+STATEMENT_WORDS = ("protocol", "uses", "outcomes", "parameter", "codes", "define", "criterion", "score",
+                   "bands", "levels", "pathway", "care", "test")
+
+#: Terminals that can start a value; an error expecting all of them says "a value".
+_VALUE_STARTS = {"AGG_OP", "ANY", "COUNT", "DATE", "FALSE", "ITEMS", "LPAR", "MINUS", "NAME", "NO", "NOT",
+                 "NUMBER", "PERCENTILE", "PERIOD_OP", "STRING", "TOTAL", "TRUE"}
+
+#: Help for characters the language does not use, keyed by the character.
+_CHARACTER_HELP = {
+    "{": "blocks are not written with braces: indent the lines under a line that ends with `:`",
+    "}": "blocks are not written with braces: indent the lines under a line that ends with `:`",
+    "[": "lists are not written with brackets: put each item on its own indented line",
+    "]": "lists are not written with brackets: put each item on its own indented line",
+    "&": "write `and`",
+    "|": "write `or`",
+    "!": "write `not`, or `is not` to compare",
+    ";": "put each statement on its own line",
+    "'": 'write text in double quotes: `"like this"`',
+    "$": "write amounts of money in pounds: `£100`",
+    "@": "remove it; comparisons are written in words, e.g. `age at least 65 years`",
+    "\u201c": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u201d": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u2018": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u2019": 'write text in plain double quotes `"`; word processors change them to curly quotes',
+    "\u2013": "write a plain `-`",
+    "\u2014": "write a plain `-`",
+}
+
+#: Names of characters that cannot be seen.
+_INVISIBLE = {"\u00a0": "a non-breaking space", "\ufeff": "a byte order mark", "\u200b": "a zero-width space",
+              "\r": "a carriage return"}
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _expected_text(expected: set[str]) -> str | None:
+    terms = {t for t in expected if not t.startswith("__")}
+    words = []
+    if {"NAME", "NUMBER"} <= terms:
+        terms -= _VALUE_STARTS
+        words.append("a value (a number with its unit, a name, or text in quotes)")
+    words.extend(sorted({_friendly(t) for t in terms}))
+    if not words:
+        return None
+    shown = ", ".join(words[:6]) + (", ..." if len(words) > 6 else "")
+    return f"expected {shown}"
+
+
+def _unclosed_paren(chunk: str) -> int | None:
+    """The position of a `(` that is never closed, if any (text and comments skipped)."""
+    opened: list[int] = []
+    i = 0
+    while i < len(chunk):
+        c = chunk[i]
+        if c == '"':
+            close = re.compile(r'(?:[^"\\\n]|\\.)*"').match(chunk, i + 1)
+            i = close.end() if close else i + 1
+            continue
+        if c == "#":
+            nl = chunk.find("\n", i)
+            i = len(chunk) if nl < 0 else nl
+            continue
+        if c == "(":
+            opened.append(i)
+        elif c == ")" and opened:
+            opened.pop()
+        i += 1
+    return opened[-1] if opened else None
+
+
+def _chunk_span(chunk: str, at: int, lines: int, pos: int, width: int = 1) -> m.Span:
+    line = chunk.count("\n", 0, at) + 1 + lines
+    column = at - (chunk.rfind("\n", 0, at) + 1) + 1
+    return m.Span(line=line, column=column, end_line=line, end_column=column + width, start=pos + at,
+                  end=pos + at + width)
+
+
+def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk: str) -> None:
+    if isinstance(exc, UnexpectedCharacters):
+        char = chunk[exc.pos_in_stream] if exc.pos_in_stream < len(chunk) else ""
+        span = m.Span(line=exc.line + lines, column=exc.column, end_line=exc.line + lines,
+                      end_column=exc.column + 1, start=exc.pos_in_stream + pos, end=exc.pos_in_stream + pos + 1)
+        if char == '"':
+            sink.error("PW102", "this text has no closing quote", span,
+                       help='add a `"` at the end of the text, on the same line')
+        elif char.isalpha() and char.isupper():
+            sink.error("PW103", "names are written in lower case", span,
+                       help="write names with lower-case letters, digits and `_`, e.g. `active_ltcs`")
+        elif char.isprintable() and char.strip():
+            sink.error("PW101", f"`{char}` is not allowed here", span,
+                       help=_CHARACTER_HELP.get(char, "remove it"))
+        else:
+            name = _INVISIBLE.get(char, f"U+{ord(char):04X}" if char else "")
+            sink.error("PW101", f"an invisible character ({name}) is not allowed here", span,
+                       help="delete it and type a plain space if one is needed; such characters often come "
+                            "from text copied out of a web page or a word processor")
+        return
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        line = (tok.line or 1) + lines
+        col = tok.column or 1
+        end_col = tok.end_column if tok.end_line == tok.line and tok.end_column else col + 1
+        start = (tok.start_pos or 0) + pos
+        if tok.type in ("_NL", "_DEDENT", "_INDENT", "$END"):
+            end_col = col + 1
+        span = m.Span(line=line, column=col, end_line=line, end_column=end_col, start=start, end=start + 1)
+        expected = set(exc.expected)
+        text = str(tok)
+        if tok.type in ("_NL", "_DEDENT", "$END"):
+            paren = _unclosed_paren(chunk)
+            if paren is not None:
+                sink.error("PW100", "this `(` is never closed", _chunk_span(chunk, paren, lines, pos),
+                           help="add a `)` where the part in brackets ends")
+            elif expected == {"COLON"}:
+                sink.error("PW100", "a `:` is missing at the end of this line", span,
+                           help='a line that names a definition, or opens a block, ends with `:`, '
+                                'e.g. `define frail "Frail":`')
+            elif expected == {"_INDENT"}:
+                sink.error("PW100", "this line ends with `:` but no indented lines follow it", span,
+                           help="write what it means after the `:`, or on lines indented under it")
+            else:
+                sink.error("PW100", "this line ends too early", span, help=_expected_text(expected))
+            return
+        if tok.type in ("NAME", "CODE") and tok.line == 1 and tok.column == 1:
+            if text.lower() in STATEMENT_WORDS:
+                sink.error("PW103", f"`{text}` is written in lower case", span, help=f"write `{text.lower()}`")
+            else:
+                sink.error("PW100", f"`{text[:30]}` does not start a statement", span,
+                           help=did_you_mean(text, STATEMENT_WORDS)
+                           or "statements start with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS))
+            return
+        if "COLON" in expected and len(expected - {"_NL", "COLON"}) <= 1 and tok.start_pos \
+                and chunk[tok.start_pos - 1] in " \t":
+            sink.error("PW100", f"a `:` is missing before `{text[:30]}`", span,
+                       help="write `:` between a name or label and what it means, "
+                            'e.g. `"aged 80 or over": age at least 80 years`')
+            return
+        if tok.type == "CODE" and "NAME" in expected and text != text.lower():
+            sink.error("PW103", "names are written in lower case", span,
+                       help=f"write `{text.lower()}`" if _NAME.fullmatch(text.lower())
+                       else "write names with lower-case letters, digits and `_`, e.g. `active_ltcs`")
+            return
+        sink.error("PW100", f"unexpected {_describe_token(tok)}", span, help=_expected_text(expected))
+        return
+    if isinstance(exc, UnexpectedEOF):
+        sink.error("PW100", "the statement ends too early", m.Span(line=lines + 1, column=1, end_line=lines + 1,
+                                                                    end_column=2, start=pos, end=pos + 1))
+        return
+    sink.error("PW100", "this statement could not be read", m.Span(line=lines + 1, column=1, end_line=lines + 1,
+                                                                    end_column=2, start=pos, end=pos + 1))
