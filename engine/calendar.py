@@ -1,0 +1,113 @@
+"""Calendar rules. Every rule here is in docs/semantics.md with its cases.
+
+Dates known only to the month or year are ranges (earliest, latest); a
+question the range cannot settle gets ``None`` (unknown), never a guess.
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+import datetime as dt
+
+from pathways.records import PartialDate
+
+UNIT_DAYS = {"days": 1, "weeks": 7}
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Move by whole months, clamping to the end of the month.
+
+    >>> add_months(dt.date(2021, 3, 31), -1)
+    datetime.date(2021, 2, 28)
+    >>> add_months(dt.date(2024, 2, 29), 12)
+    datetime.date(2025, 2, 28)
+    """
+    total = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(total, 12)
+    month += 1
+    if not 1 <= year <= 9999:
+        return dt.date.min if year < 1 else dt.date.max
+    return dt.date(year, month, min(day.day, _cal.monthrange(year, month)[1]))
+
+
+def shift(day: dt.date, amount: float, unit: str) -> dt.date:
+    """``day`` plus ``amount`` units (negative goes back). Fractions of months
+    and years are not calendar units; they are refused by the caller.
+
+    >>> shift(dt.date(2021, 4, 1), -12, "months")
+    datetime.date(2020, 4, 1)
+    >>> shift(dt.date(2021, 4, 1), -2, "weeks")
+    datetime.date(2021, 3, 18)
+    """
+    if unit in UNIT_DAYS:
+        try:
+            return day + dt.timedelta(days=amount * UNIT_DAYS[unit])
+        except OverflowError:
+            return dt.date.min if amount < 0 else dt.date.max
+    months = int(amount) * (12 if unit == "years" else 1)
+    return add_months(day, months)
+
+
+def birthday(birth: dt.date, year: int) -> dt.date:
+    """The day someone born on ``birth`` has their birthday in ``year``:
+    29 February becomes 1 March in a year without one.
+
+    >>> birthday(dt.date(2000, 2, 29), 2021)
+    datetime.date(2021, 3, 1)
+    """
+    if birth.month == 2 and birth.day == 29 and not _cal.isleap(year):
+        return dt.date(year, 3, 1)
+    return birth.replace(year=year)
+
+
+def age_on(birth: dt.date, day: dt.date) -> int:
+    """Age in whole years; the birthday is reached on the day.
+
+    >>> age_on(dt.date(1956, 4, 1), dt.date(2021, 4, 1))
+    65
+    >>> age_on(dt.date(1956, 4, 2), dt.date(2021, 4, 1))
+    64
+    >>> age_on(dt.date(2000, 2, 29), dt.date(2021, 2, 28)), age_on(dt.date(2000, 2, 29), dt.date(2021, 3, 1))
+    (20, 21)
+    """
+    years = day.year - birth.year
+    return years if day >= birthday(birth, day.year) else years - 1
+
+
+def whole_units(start: dt.date, end: dt.date, unit: str) -> int:
+    """Whole calendar units from ``start`` to ``end`` (negative if end is earlier).
+
+    >>> whole_units(dt.date(2020, 10, 1), dt.date(2021, 4, 1), "months")
+    6
+    >>> whole_units(dt.date(2020, 10, 1), dt.date(2021, 3, 31), "months")
+    5
+    >>> whole_units(dt.date(2021, 1, 31), dt.date(2021, 2, 28), "months")
+    1
+    """
+    if end < start:
+        return -whole_units(end, start, unit)
+    if unit in UNIT_DAYS:
+        return (end - start).days // UNIT_DAYS[unit]
+    per = 12 if unit == "years" else 1
+    guess = ((end.year - start.year) * 12 + end.month - start.month) // per
+    while guess > 0 and add_months(start, guess * per) > end:
+        guess -= 1
+    return guess
+
+
+def in_range(date: PartialDate | None, lo: dt.date, hi: dt.date) -> bool | None:
+    """Is the date inside the closed range [lo, hi]? None when its precision cannot say.
+
+    >>> in_range(PartialDate.parse("2020-04"), dt.date(2020, 4, 1), dt.date(2021, 4, 1))
+    True
+    >>> in_range(PartialDate.parse("2020-03"), dt.date(2020, 3, 15), dt.date(2021, 4, 1)) is None
+    True
+    """
+    if date is None:
+        return None
+    early, late = date.earliest, date.latest
+    if early >= lo and late <= hi:
+        return True
+    if late < lo or early > hi:
+        return False
+    return None

@@ -1,0 +1,681 @@
+"""The evaluator: a compiled protocol becomes a tree of Python closures.
+
+Each model node is compiled once into a function of the evaluation context;
+no text is ever executed (protocols are data). When an explanation is asked
+for, a second compilation records every node's value in a trace keyed by
+node id, as cql-execution does; the fast one records nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Callable
+
+from pathways import model as m
+from pathways import schema
+
+from . import calendar as cal
+from .record_index import RecordIndex, attribute, item_date, patient_attribute
+from .values import (
+    DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or, number_range,
+)
+
+Fn = Callable[["Ctx"], object]
+
+
+class EngineError(Exception):
+    """An evaluation that cannot be carried out as asked (not bad data: that gives unknown)."""
+
+
+class PopulationRequired(EngineError):
+    """A population-relative term was evaluated for one patient with no population."""
+
+
+class Ctx:
+    """The state of evaluating one protocol for one patient on one date."""
+
+    __slots__ = ("program", "index", "as_of", "params", "overrides", "cache", "trace", "population", "subs")
+
+    def __init__(self, program: "CompiledProtocol", index: RecordIndex, as_of: dt.date,
+                 overrides: dict[str, dict], trace: dict | None, population: dict | None, path: str = ""):
+        self.program = program
+        self.index = index
+        self.as_of = as_of
+        self.overrides = overrides  # protocol path ("" or "alias") -> parameter name -> runtime value
+        self.params = overrides.get(path, {})
+        self.cache: dict[str, object] = {}
+        self.trace = trace
+        self.population = population
+        self.subs: dict[str, Ctx] = {}
+
+    def sub(self, alias: str) -> "Ctx":
+        found = self.subs.get(alias)
+        if found is None:
+            found = self.subs[alias] = Ctx(self.program.imports[alias], self.index, self.as_of, self.overrides,
+                                           self.trace, self.population, path=alias)
+        return found
+
+
+def literal(node: m.Expr):
+    """The runtime value of a literal (a parameter's default, an override)."""
+    if isinstance(node, m.Quantity):
+        if node.unit in ("days", "weeks", "months", "years"):
+            return Qty(node.value, node.unit)
+        return int(node.value) if float(node.value).is_integer() else node.value
+    if isinstance(node, m.Text):
+        return node.value
+    if isinstance(node, m.Boolean):
+        return node.value
+    if isinstance(node, m.DateLiteral):
+        from pathways.records import PartialDate
+        p = PartialDate.parse(node.value)
+        return DateR(p.earliest, p.latest)
+    raise EngineError(f"not a literal: {node.kind}")
+
+
+class CompiledProtocol:
+    """One protocol compiled to closures, with its imports compiled alike."""
+
+    def __init__(self, protocol: m.Protocol, tracing: bool, imports: dict[str, "CompiledProtocol"]):
+        self.protocol = protocol
+        self.tracing = tracing
+        self.imports = imports
+        self.decls: dict[str, m.Decl] = {d.name: d for d in protocol.declarations if d.kind != "test"}
+        self.defaults = {d.name: literal(d.default) for d in self.decls.values() if isinstance(d, m.Parameter)}
+        self.value_sets = {d.name: frozenset((c.system, c.code) for c in d.codes)
+                           for d in self.decls.values() if isinstance(d, m.ValueSet)}
+        self.fns: dict[str, Fn] = {}
+        for name, decl in self.decls.items():
+            if not isinstance(decl, (m.Parameter, m.ValueSet, m.Pathway, m.CarePlan)):
+                self.fns[name] = self._memo(name, self._decl(decl))
+        self.population_terms = [n for d in self.decls.values() for n in _walk_exprs(d)
+                                 if isinstance(n, (m.InTop, m.Percentile))]
+
+    # --- declarations ---------------------------------------------------------------
+    def _memo(self, name: str, fn: Fn) -> Fn:
+        decl_id = self.decls[name].id
+
+        def run(ctx: Ctx):
+            cache = ctx.cache
+            if name in cache:
+                return cache[name]
+            value = cache[name] = fn(ctx)
+            if ctx.trace is not None:
+                ctx.trace[decl_id] = value
+            return value
+        return run
+
+    def _decl(self, decl: m.Decl) -> Fn:
+        if isinstance(decl, m.Definition):
+            return self.expr(decl.expr)
+        if isinstance(decl, m.Score):
+            return self._score(decl)
+        if isinstance(decl, m.Bands):
+            return self._bands(decl)
+        if isinstance(decl, m.Levels):
+            return self._levels(decl)
+        raise EngineError(f"cannot evaluate a {decl.kind}")
+
+    def _score(self, decl: m.Score) -> Fn:
+        parts = [(item.weight, self.expr(item.expr), item.id) for item in decl.items]
+
+        def score(ctx: Ctx):
+            lo = hi = 0.0
+            for weight, fn, item_id in parts:
+                v = fn(ctx)
+                if ctx.trace is not None:
+                    ctx.trace[item_id] = v
+                if v is True:
+                    lo += weight
+                    hi += weight
+                elif v is None:
+                    lo, hi = lo + min(weight, 0), hi + max(weight, 0)
+            return lo if lo == hi else Rng(lo, hi)
+        return score
+
+    def _bands(self, decl: m.Bands) -> Fn:
+        value_fn = self.expr(decl.value)
+        tests = [(b.name, b.op, self.expr(b.threshold) if b.threshold is not None else None) for b in decl.bands]
+
+        def bands(ctx: Ctx):
+            v = value_fn(ctx)
+            for name, op, threshold in tests:
+                if threshold is None:
+                    return name
+                holds = compare(v, op, threshold(ctx), ctx.as_of)
+                if holds is None:
+                    return None
+                if holds:
+                    return name
+            return None
+        return bands
+
+    def _levels(self, decl: m.Levels) -> Fn:
+        levels = [(lv.number, self.expr(lv.condition), lv.id) for lv in decl.levels]
+        fallback = decl.fallback.number if decl.fallback else None
+
+        def levels_fn(ctx: Ctx):
+            for number, cond, level_id in levels:
+                holds = cond(ctx)
+                if ctx.trace is not None:
+                    ctx.trace[level_id] = holds
+                if holds is True:  # a level whose condition is unknown is not assigned
+                    return number
+            return fallback
+        return levels_fn
+
+    # --- expressions ------------------------------------------------------------------
+    def expr(self, node: m.Expr) -> Fn:
+        fn = getattr(self, f"_x_{node.kind}")(node)
+        if not self.tracing:
+            return fn
+        node_id = node.id
+
+        def traced(ctx: Ctx):
+            value = fn(ctx)
+            ctx.trace[node_id] = value
+            return value
+        return traced
+
+    def _x_quantity(self, node: m.Quantity) -> Fn:
+        value = literal(node)
+        return lambda ctx: value
+
+    _x_text = _x_boolean = _x_date = _x_quantity
+
+    def _x_ref(self, node: m.Ref) -> Fn:
+        kind, _, rest = node.target.partition(":")
+        if kind == "decl":
+            decl = self.decls[rest]
+            if isinstance(decl, m.Parameter):
+                default = self.defaults[rest]
+                return lambda ctx: ctx.params.get(rest, default)
+            if isinstance(decl, m.ValueSet):
+                codes = self.value_sets[rest]
+                return lambda ctx: codes
+            return lambda ctx: ctx.program.fns[rest](ctx)
+        if kind == "import":
+            alias, _, name = rest.partition(":")
+            sub = self.imports[alias]
+            if name in sub.value_sets:
+                codes = sub.value_sets[name]
+                return lambda ctx: codes
+            if name in sub.defaults:
+                default = sub.defaults[name]
+                return lambda ctx: ctx.sub(alias).params.get(name, default)
+            return lambda ctx: sub.fns[name](ctx.sub(alias))
+        if kind == "patient":
+            return lambda ctx: patient_attribute(ctx.index.record, rest, ctx.as_of)
+        if kind == "collection":
+            item_kind = schema.COLLECTIONS[rest]
+            return lambda ctx: Items(item_kind, ctx.index.collection(rest))
+        if kind == "symbol":
+            return lambda ctx: rest
+        raise EngineError(f"unresolved name `{node.dotted}` (compile the protocol through dsl first)")
+
+    def _x_not(self, node: m.Not) -> Fn:
+        operand = self.expr(node.operand)
+        return lambda ctx: k_not(operand(ctx))
+
+    def _x_negate(self, node: m.Negate) -> Fn:
+        operand = self.expr(node.operand)
+
+        def negate(ctx: Ctx):
+            v = operand(ctx)
+            if isinstance(v, Rng):
+                return Rng(-v.hi, -v.lo)
+            if isinstance(v, Qty):
+                return Qty(-v.value, v.unit)
+            return None if v is None else -v
+        return negate
+
+    def _x_binary(self, node: m.Binary) -> Fn:
+        left, right = self.expr(node.left), self.expr(node.right)
+        op = node.op
+        if op == "and":
+            def and_(ctx: Ctx):
+                a = left(ctx)
+                return False if a is False else k_and(a, right(ctx))
+            return and_
+        if op == "or":
+            def or_(ctx: Ctx):
+                a = left(ctx)
+                return True if a is True else k_or(a, right(ctx))
+            return or_
+        return lambda ctx: arithmetic(op, left(ctx), right(ctx), ctx.as_of)
+
+    def _x_compare(self, node: m.Compare) -> Fn:
+        left, right, op = self.expr(node.left), self.expr(node.right), node.op
+        return lambda ctx: compare(left(ctx), op, right(ctx), ctx.as_of)
+
+    def _x_ago(self, node: m.Ago) -> Fn:
+        amount = literal(node.amount)
+
+        def ago(ctx: Ctx):
+            day = cal.shift(ctx.as_of, -amount.value, amount.unit)
+            return DateR(day, day)
+        return ago
+
+    # --- lists of record items ------------------------------------------------------------
+    def _x_filter(self, node: m.Filter) -> Fn:
+        source = self.expr(node.source)
+        test = self.condition(node.condition)
+
+        def filter_(ctx: Ctx):
+            items = source(ctx)
+            if items is None:
+                return None
+            sure, maybe = [], list(items.maybe)
+            for item in items.sure:
+                holds = test(item, ctx)
+                if holds:
+                    sure.append(item)
+                elif holds is None:
+                    maybe.append(item)
+            maybe = [it for it in maybe if test(it, ctx) is not False]
+            return Items(items.kind, sure, maybe, items.window)
+        return filter_
+
+    def condition(self, node: m.Expr) -> Callable[[object, Ctx], bool | None]:
+        """A `where` test on one item."""
+        if isinstance(node, m.Binary) and node.op in ("and", "or"):
+            a, b = self.condition(node.left), self.condition(node.right)
+            if node.op == "and":
+                return lambda item, ctx: k_and(a(item, ctx), b(item, ctx))
+            return lambda item, ctx: k_or(a(item, ctx), b(item, ctx))
+        if isinstance(node, m.Not):
+            inner = self.condition(node.operand)
+            return lambda item, ctx: k_not(inner(item, ctx))
+        if isinstance(node, m.InValueSet):
+            codes_fn = self._x_ref(node.value_set)
+            return lambda item, ctx: (getattr(item, "system", ""), getattr(item, "code", "")) in codes_fn(ctx)
+        if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:"):
+            name, op = node.left.name, node.op
+            value = self.expr(node.right)
+            return lambda item, ctx: compare(attribute(item, name, ctx.as_of), op, value(ctx), ctx.as_of)
+        whole = self.expr(node)
+        return lambda item, ctx: whole(ctx)
+
+    def _x_window(self, node: m.Window) -> Fn:
+        source = self.expr(node.source)
+        bounds = self.window_bounds(node)
+
+        def window(ctx: Ctx):
+            items = source(ctx)
+            if items is None:
+                return None
+            lo, hi, strict_lo, strict_hi = bounds(ctx)
+            if lo is None:
+                return None
+            sure, maybe = [], []
+            for group, target in ((items.sure, sure), (items.maybe, maybe)):
+                for item in group:
+                    inside = _inside(item_date(item), lo, hi, strict_lo, strict_hi)
+                    if inside:
+                        target.append(item)
+                    elif inside is None:
+                        maybe.append(item)
+            return Items(items.kind, sure, maybe, (lo, hi) if node.mode == "last" else items.window)
+        return window
+
+    def window_bounds(self, node: m.Window):
+        """A function giving (lo, hi, lo is strict, hi is strict) for the window."""
+        if node.mode == "last":
+            amount = self.expr(node.amount)
+
+            def last(ctx: Ctx):
+                q = amount(ctx)
+                if not isinstance(q, Qty):
+                    return None, None, False, False
+                return cal.shift(ctx.as_of, -q.value, q.unit), ctx.as_of, False, False
+            return last
+        start = self.expr(node.start) if node.start is not None else None
+        end = self.expr(node.end) if node.end is not None else None
+
+        def bounded(ctx: Ctx):
+            a = start(ctx) if start else None
+            if not isinstance(a, DateR):
+                return None, None, False, False
+            if node.mode == "between":
+                b = end(ctx)
+                if not isinstance(b, DateR):
+                    return None, None, False, False
+                return a.lo, b.hi, False, False
+            if node.mode == "before":
+                return dt.date.min, a.lo, False, True
+            return a.hi, dt.date.max, True, False
+        return bounded
+
+    def _x_aggregate(self, node: m.Aggregate) -> Fn:
+        if node.op == "total_stay":
+            return self._total_stay(node)
+        source = self.expr(node.source)
+        op, attr = node.op, node.attribute
+
+        def aggregate(ctx: Ctx):
+            items = source(ctx)
+            if items is None:
+                return None
+            n, extra = len(items.sure), len(items.maybe)
+            if op == "count":
+                return n if not extra else Rng(n, n + extra)
+            if op in ("any", "no"):
+                found = True if n else (None if extra else False)
+                return found if op == "any" else k_not(found)
+            return _attribute_aggregate(op, attr, items, ctx.as_of)
+        return aggregate
+
+    def _total_stay(self, node: m.Aggregate) -> Fn:
+        # Stays are clipped to the window, so take the list before its window.
+        inner, window = node.source, None
+        if isinstance(inner, m.Window) and inner.mode == "last":
+            inner, window = inner.source, self.window_bounds(inner)
+        source = self.expr(inner)
+
+        def total_stay(ctx: Ctx):
+            items = source(ctx)
+            if items is None:
+                return None
+            lo_hi = window(ctx)[:2] if window else (dt.date.min, dt.date.max)
+            if lo_hi[0] is None:
+                return None
+            low = _stay_days(items.sure, *lo_hi, ctx.as_of)
+            high = _stay_days(items.sure + items.maybe, *lo_hi, ctx.as_of) if items.maybe else low
+            return Days(low, high)
+        return total_stay
+
+    def _x_per_period(self, node: m.PerPeriod) -> Fn:
+        source = self.expr(node.source)
+        period = literal(node.period)
+        op = node.op
+
+        def per_period(ctx: Ctx):
+            items = source(ctx)
+            if items is None or items.window is None or not isinstance(period, Qty):
+                return None
+            lo, hi = items.window
+            edges = [hi]
+            while True:
+                nxt = cal.shift(ctx.as_of, -period.value * len(edges), period.unit)
+                if nxt < lo:
+                    break
+                edges.append(nxt)
+            periods = len(edges) - 1
+            if periods == 0:
+                return None
+            sure = [0] * periods
+            unsure = [0] * periods
+            for group, counts in ((items.sure, sure), (items.maybe, unsure)):
+                for item in group:
+                    date = item_date(item)
+                    if date is None:
+                        continue
+                    for k in range(periods):
+                        # period k covers (edges[k+1], edges[k]]; the oldest also holds its first day
+                        inside = _inside(date, edges[k + 1], edges[k], k != periods - 1, False)
+                        if inside:
+                            counts[k] += 1
+                            break
+                        if inside is None:
+                            unsure[k] += 1
+            highs = [s + u for s, u in zip(sure, unsure)]
+            if op == "lowest":
+                a, b = min(sure), min(highs)
+            elif op == "highest":
+                a, b = max(sure), max(highs)
+            else:
+                a, b = sum(sure) / periods, sum(highs) / periods
+            return a if a == b else Rng(a, b)
+        return per_period
+
+    # --- population-relative terms ---------------------------------------------------------
+    def _population_value(self, node, ctx: Ctx):
+        if ctx.population is None or node.id not in ctx.population:
+            raise PopulationRequired(
+                f"`{_describe(node)}` ranks a patient within a group of patients: evaluate a population "
+                "(evaluate_population) or pass reference distributions")
+        return ctx.population[node.id]
+
+    def _x_in_top(self, node: m.InTop) -> Fn:
+        value = self.expr(node.value)
+        share = node.percent.value / 100
+
+        def in_top(ctx: Ctx):
+            groups = self._population_value(node, ctx)
+            dist = groups.get(group_key(node.group, ctx.index.record))
+            v = number_range(value(ctx))
+            if not dist or v is None:
+                return None
+            return _same(top_share(dist, v[0], share), top_share(dist, v[1], share))
+        return in_top
+
+    def _x_percentile(self, node: m.Percentile) -> Fn:
+        value = self.expr(node.value)
+
+        def percentile(ctx: Ctx):
+            groups = self._population_value(node, ctx)
+            dist = groups.get(group_key(node.group, ctx.index.record))
+            v = number_range(value(ctx))
+            if not dist or v is None:
+                return None
+            a, b = percentile_of(dist, v[0]), percentile_of(dist, v[1])
+            return a if a == b else Rng(a, b)
+        return percentile
+
+    # --- item lists -------------------------------------------------------------------------
+    def _x_item_list(self, node: m.ItemList) -> Fn:
+        items = [self.expr(it.expr) for it in node.items]
+        ids = [it.id for it in node.items]
+        minimum = self.expr(node.minimum) if node.minimum is not None else None
+        quantifier = node.quantifier
+
+        def item_list(ctx: Ctx):
+            values = [fn(ctx) for fn in items]
+            if ctx.trace is not None:
+                for item_id, v in zip(ids, values):
+                    ctx.trace[item_id] = v
+            if quantifier == "all":
+                return at_least(values, len(values))
+            if quantifier == "any":
+                return at_least(values, 1)
+            if quantifier == "none":
+                return k_not(at_least(values, 1))
+            n = number_range(minimum(ctx))
+            if n is None or n[0] != n[1]:
+                return None
+            return at_least(values, n[0])
+        return item_list
+
+    def _x_items_met(self, node: m.ItemsMet) -> Fn:
+        kind, _, rest = node.target.target.partition(":")
+        if kind == "decl":
+            owner, name, via = self, rest, None
+        else:
+            via, _, name = rest.partition(":")
+            owner = self.imports[via]
+        item_list = owner.decls[name].expr
+        fns = [owner.expr(it.expr) for it in item_list.items]
+
+        def items_met(ctx: Ctx):
+            inner = ctx.sub(via) if via else ctx
+            values = [fn(inner) for fn in fns]
+            true, unknown = values.count(True), values.count(None)
+            return true if not unknown else Rng(true, true + unknown)
+        return items_met
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _walk_exprs(decl: m.Decl):
+    from pathways.walk import walk
+    return walk(decl)
+
+
+def _describe(node) -> str:
+    try:
+        from dsl.formatter import expr_to_text
+        return expr_to_text(node)
+    except Exception:  # noqa: BLE001 - a description must never fail an evaluation
+        return node.kind
+
+
+def _same(a, b):
+    return a if a == b else None
+
+
+def _inside(date, lo: dt.date, hi: dt.date, strict_lo: bool, strict_hi: bool) -> bool | None:
+    if date is None:
+        return None
+    early, late = date.earliest, date.latest
+    above = (early > lo) if strict_lo else (early >= lo)
+    below = (late < hi) if strict_hi else (late <= hi)
+    if above and below:
+        return True
+    out_low = (late <= lo) if strict_lo else (late < lo)
+    out_high = (early >= hi) if strict_hi else (early > hi)
+    return False if out_low or out_high else None
+
+
+def _attribute_aggregate(op: str, attr: str, items: Items, as_of: dt.date):
+    """sum/min/max/latest/earliest of an attribute; values not recorded are ignored.
+    Items that may or may not be in the list make the answer unknown unless
+    it is the same whether they count or not."""
+    def values(group):
+        return [v for v in (attribute(it, attr, as_of) for it in group) if v is not None]
+
+    sure = values(items.sure)
+    if op == "sum":
+        nums = [r for r in map(number_range, sure) if r is not None]
+        lo, hi = sum(a for a, _ in nums), sum(b for _, b in nums)
+        for extra in filter(None, map(number_range, values(items.maybe))):
+            lo, hi = lo + min(extra[0], 0), hi + max(extra[1], 0)
+        return lo if lo == hi else Rng(lo, hi)
+    smallest = op in ("min", "earliest")
+    picked = _pick(sure, smallest)
+    if items.maybe and _pick(sure + values(items.maybe), smallest) != picked:
+        return None
+    return picked
+
+
+def _pick(vals: list, smallest: bool):
+    if not vals:
+        return None
+    choose = min if smallest else max
+    if isinstance(vals[0], DateR):
+        return DateR(choose(v.lo for v in vals), choose(v.hi for v in vals))
+    ranges = [r for r in map(number_range, vals) if r is not None]
+    if not ranges:
+        return None
+    lo, hi = choose(a for a, _ in ranges), choose(b for _, b in ranges)
+    return lo if lo == hi else Rng(lo, hi)
+
+
+def _stay_days(stays: list, lo: dt.date, hi: dt.date, as_of: dt.date) -> int:
+    """Nights in hospital inside [lo, hi], overlapping stays merged first."""
+    spans = []
+    for e in stays:
+        start = e.start.earliest
+        end = e.end.latest if e.end is not None else as_of
+        start, end = max(start, lo), min(end, hi)
+        if end > start:
+            spans.append((start, end))
+    spans.sort()
+    total = 0
+    current = None
+    for start, end in spans:
+        if current and start <= current[1]:
+            current = (current[0], max(current[1], end))
+            continue
+        if current:
+            total += (current[1] - current[0]).days
+        current = (start, end)
+    if current:
+        total += (current[1] - current[0]).days
+    return total
+
+
+def arithmetic(op: str, a, b, as_of: dt.date):
+    """+ - * / on numbers, durations and dates; unknown in, unknown out."""
+    if a is None or b is None:
+        return None
+    if isinstance(a, DateR) and isinstance(b, (Qty,)):
+        sign = 1 if op == "+" else -1
+        return DateR(cal.shift(a.lo, sign * b.value, b.unit), cal.shift(a.hi, sign * b.value, b.unit))
+    if isinstance(a, DateR) and isinstance(b, DateR) and op == "-":
+        return Days((a.lo - b.hi).days, (a.hi - b.lo).days)
+    if isinstance(a, Qty) and isinstance(b, Qty) and a.unit == b.unit and op in ("+", "-"):
+        return Qty(a.value + b.value if op == "+" else a.value - b.value, a.unit)
+    if isinstance(a, (Qty, Span, Days)) or isinstance(b, (Qty, Span, Days)):
+        unit = a.unit if isinstance(a, Qty) else b.unit if isinstance(b, Qty) else "days"
+        ra = duration_range(a, unit, as_of) if isinstance(a, (Qty, Span, Days)) else number_range(a)
+        rb = duration_range(b, unit, as_of) if isinstance(b, (Qty, Span, Days)) else number_range(b)
+        result = _interval_arith(op, ra, rb)
+        if result is None:
+            return None
+        both = isinstance(a, (Qty, Span, Days)) and isinstance(b, (Qty, Span, Days))
+        if op == "/" and both:
+            return result[0] if result[0] == result[1] else Rng(*result)
+        if result[0] == result[1] and unit in ("days", "weeks", "months", "years"):
+            return Qty(result[0], unit)
+        return Days(*[x * cal.UNIT_DAYS.get(unit, 30.4375) for x in result])
+    ra, rb = number_range(a), number_range(b)
+    result = _interval_arith(op, ra, rb)
+    if result is None:
+        return None
+    lo, hi = result
+    if lo == hi:
+        return int(lo) if float(lo).is_integer() and not isinstance(a, float) and not isinstance(b, float) else lo
+    return Rng(lo, hi)
+
+
+def _interval_arith(op: str, a, b):
+    if a is None or b is None:
+        return None
+    if op == "+":
+        return a[0] + b[0], a[1] + b[1]
+    if op == "-":
+        return a[0] - b[1], a[1] - b[0]
+    if op == "*":
+        products = [x * y for x in a for y in b]
+        return min(products), max(products)
+    if b[0] <= 0 <= b[1]:
+        return None  # division by zero, or by something that may be zero: unknown
+    quotients = [x / y for x in a for y in b]
+    return min(quotients), max(quotients)
+
+
+def group_key(group: str, record) -> str | None:
+    """Which group a patient is ranked in."""
+    if group == "practice":
+        return record.patient.practice
+    return "population"
+
+
+def top_share(dist: list[float], value: float, share: float) -> bool:
+    """In the top ``share`` of a group (``dist`` sorted ascending)?
+
+    Ties at the boundary are all in; at least one patient can be in the top of
+    any group; a value no higher than the group's lowest is never in the top
+    (if nobody visits, nobody is a frequent visitor).
+
+    >>> top_share([0, 1, 1, 2, 5, 9], 9, 0.03), top_share([0, 1, 1, 2, 5, 9], 5, 0.03)
+    (True, False)
+    >>> top_share([0, 0, 0], 0, 0.5)
+    False
+    """
+    import bisect
+    if value <= dist[0]:
+        return False
+    higher = len(dist) - bisect.bisect_right(dist, value)
+    return higher < max(math.ceil(share * len(dist)), 1)
+
+
+def percentile_of(dist: list[float], value: float) -> float:
+    """The percentage of the group with a lower value (0 to 100).
+
+    >>> percentile_of([1, 2, 3, 4], 3)
+    50.0
+    """
+    import bisect
+    return 100.0 * bisect.bisect_left(dist, value) / len(dist)

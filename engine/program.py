@@ -1,0 +1,200 @@
+"""The embedding API: a compiled, immutable program evaluated per patient or per population."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import Iterable, Iterator
+
+import orjson
+
+from pathways import model as m
+from pathways.records import PatientRecord
+
+from .evaluate import CompiledProtocol, Ctx, EngineError, literal
+from .record_index import RecordIndex
+from .values import number_range, to_json
+
+
+@lru_cache(maxsize=1)
+def engine_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ltc-pathways")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _as_date(as_of) -> dt.date:
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, dt.date):
+        return as_of
+    if isinstance(as_of, str):
+        try:
+            return dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise EngineError(f"as_of {as_of!r} is not a date (YYYY-MM-DD)") from None
+    raise EngineError("every evaluation needs an explicit as_of date (there is no hidden clock)")
+
+
+def _build(protocol: m.Protocol, tracing: bool) -> CompiledProtocol:
+    imports = {u.alias: _build(u.protocol, tracing) for u in protocol.uses if u.protocol is not None}
+    return CompiledProtocol(protocol, tracing, imports)
+
+
+def default_outcomes(protocol: m.Protocol) -> tuple[str, ...]:
+    """The protocol's `outcomes` line, or else every definition, score, band and level."""
+    if protocol.outcomes:
+        return protocol.outcomes
+    return tuple(d.name for d in protocol.declarations if d.kind in ("definition", "score", "bands", "levels"))
+
+
+@dataclass
+class Result:
+    """The outcomes of one protocol for one patient on one date."""
+
+    patient_id: str
+    as_of: dt.date
+    outcomes: dict[str, object]
+    program: "Program"
+    parameters: dict[str, str]
+    record: PatientRecord = field(repr=False)
+    trace: dict | None = field(default=None, repr=False)
+
+    def values(self) -> dict[str, object]:
+        """Outcome values in plain JSON form (unknown is null)."""
+        return {name: to_json(v) for name, v in self.outcomes.items()}
+
+    @cached_property
+    def envelope(self) -> dict:
+        """What an auditor needs to reproduce the result."""
+        header = self.program.protocol.header
+        return {
+            "protocol": header.name,
+            "version": header.version,
+            "sha256": self.program.protocol.sha256,
+            "engine_version": engine_version(),
+            "as_of": self.as_of.isoformat(),
+            "parameters": dict(sorted(self.parameters.items())),
+            "record_fingerprint": fingerprint(self.record),
+        }
+
+    def to_dict(self) -> dict:
+        return {"patient_id": self.patient_id, "outcomes": self.values(), "envelope": self.envelope}
+
+
+def fingerprint(record: PatientRecord) -> str:
+    """A sha256 of the record's canonical JSON: the same data gives the same print."""
+    data = orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Program:
+    """A protocol compiled for evaluation. Immutable; safe to share between threads."""
+
+    def __init__(self, protocol: m.Protocol):
+        self.protocol = protocol
+        self.outcome_names = default_outcomes(protocol)
+        missing = [n for n in self.outcome_names if protocol.get(n) is None]
+        if missing:
+            raise EngineError(f"protocol {protocol.header.name} has no declaration called {', '.join(missing)}")
+        self._fast = _build(protocol, tracing=False)
+        self._traced: CompiledProtocol | None = None
+        self._lock = threading.Lock()
+
+    def _compiled(self, explain: bool) -> CompiledProtocol:
+        if not explain:
+            return self._fast
+        with self._lock:
+            if self._traced is None:
+                self._traced = _build(self.protocol, tracing=True)
+            return self._traced
+
+    def parameters(self, values: dict[str, str] | None) -> dict[str, dict]:
+        """Check overrides (as protocol text: ``"12 months"``) and turn them into runtime values."""
+        if not values:
+            return {}
+        return _overrides(self.protocol, tuple(sorted((k, str(v)) for k, v in values.items())))
+
+    def evaluate(self, record: PatientRecord, as_of, parameters: dict[str, str] | None = None,
+                 explain: bool = False, population: dict | None = None) -> Result:
+        """Evaluate every outcome for one patient on ``as_of``."""
+        day = _as_date(as_of)
+        overrides = self.parameters(parameters)
+        return self._evaluate(record, day, overrides, dict(parameters or {}), explain, population)
+
+    def _evaluate(self, record, day, overrides, shown, explain, population) -> Result:
+        compiled = self._compiled(explain)
+        trace = {} if explain else None
+        ctx = Ctx(compiled, RecordIndex(record), day, overrides, trace, population)
+        outcomes = {name: compiled.fns[name](ctx) for name in self.outcome_names}
+        return Result(record.patient.id, day, outcomes, self, {k: str(v) for k, v in shown.items()}, record, trace)
+
+    def population_terms(self) -> list[tuple[str, CompiledProtocol, m.Expr]]:
+        """(protocol path, compiled owner, term) for every rank/percentile term."""
+        out = []
+        stack = [("", self._fast)]
+        while stack:
+            path, compiled = stack.pop()
+            out.extend((path, compiled, term) for term in compiled.population_terms)
+            stack.extend((alias, sub) for alias, sub in compiled.imports.items())
+        return out
+
+    def distributions(self, records: Iterable[PatientRecord], as_of, parameters=None) -> dict:
+        """Phase one of a population run: each rank term's values per group, sorted."""
+        from .evaluate import group_key
+        day = _as_date(as_of)
+        overrides = self.parameters(parameters)
+        terms = [(path, owner, term, owner.expr(term.value)) for path, owner, term in self.population_terms()]
+        groups: dict[str, dict[str, list[float]]] = {term.id: {} for _, _, term, _ in terms}
+        for record in records:
+            root = Ctx(self._fast, RecordIndex(record), day, overrides, None, None)
+            for path, _owner, term, value_fn in terms:
+                ctx = root.sub(path) if path else root
+                v = number_range(value_fn(ctx))
+                if v is None or v[0] != v[1]:
+                    continue  # an unknown or imprecise value does not move the others' ranks
+                key = group_key(term.group, record)
+                if key is not None:
+                    groups[term.id].setdefault(key, []).append(v[0])
+        for per_group in groups.values():
+            for values in per_group.values():
+                values.sort()
+        return groups
+
+    def evaluate_population(self, records: Iterable[PatientRecord], as_of, parameters=None,
+                            explain: bool = False) -> Iterator[Result]:
+        """Evaluate every patient. Streams one record at a time unless the protocol
+        ranks patients against each other, which needs two passes (the records
+        are then held in memory between them)."""
+        day = _as_date(as_of)
+        overrides = self.parameters(parameters)
+        shown = dict(parameters or {})
+        population = None
+        if self.population_terms():
+            records = list(records)
+            population = self.distributions(records, day, parameters)
+        for record in records:
+            yield self._evaluate(record, day, overrides, shown, explain, population)
+
+
+
+
+def _overrides(protocol: m.Protocol, items: tuple[tuple[str, str], ...]) -> dict[str, dict]:
+    from dsl.params import override
+    from dsl.diagnostics import render
+
+    new, problems = override(protocol, dict(items))
+    if new is None:
+        raise EngineError("; ".join(render(p, None).split("\n")[0] + (f" ({p.help})" if p.help else "")
+                                    for p in problems))
+    out: dict[str, dict] = {}
+    for key, _ in items:
+        alias, _, name = key.rpartition(".")
+        owner = new if not alias else next(u.protocol for u in new.uses if u.alias == alias)
+        out.setdefault(alias, {})[name] = literal(owner.get(name).default)
+    return out
