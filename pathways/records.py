@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -57,12 +58,12 @@ class PartialDate(_Frozen):
     def precision(self) -> Literal["day", "month", "year"]:
         return ("year", "month", "day")[self.text.count("-")]
 
-    @property
+    @cached_property
     def earliest(self) -> dt.date:
         parts = [int(p) for p in self.text.split("-")]
         return dt.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
 
-    @property
+    @cached_property
     def latest(self) -> dt.date:
         parts = [int(p) for p in self.text.split("-")]
         if len(parts) == 3:
