@@ -16,7 +16,7 @@ from pathways import model as m
 from pathways import schema
 
 from . import calendar as cal
-from .record_index import RecordIndex, attribute, item_date, patient_attribute
+from .record_index import RecordIndex, attribute, code_key, item_date, patient_attribute
 from .values import (
     DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or, number_range,
 )
@@ -85,18 +85,59 @@ class CompiledProtocol:
         self.defaults = {d.name: literal(d.default) for d in self.decls.values() if isinstance(d, m.Parameter)}
         self.value_sets = {d.name: frozenset((c.system, c.code) for c in d.codes)
                            for d in self.decls.values() if isinstance(d, m.ValueSet)}
+        self.population_terms = [n for d in self.decls.values() for n in _walk_exprs(d)
+                                 if isinstance(n, (m.InTop, m.Percentile))]
+        self.ranked = self._ranked_names()
         self.fns: dict[str, Fn] = {}
         for name, decl in self.decls.items():
             if not isinstance(decl, (m.Parameter, m.ValueSet, m.Pathway, m.CarePlan)):
                 self.fns[name] = self._memo(name, self._decl(decl))
-        self.population_terms = [n for d in self.decls.values() for n in _walk_exprs(d)
-                                 if isinstance(n, (m.InTop, m.Percentile))]
+
+    def _a_term(self):
+        """A population-relative term of this protocol or its imports (for messages)."""
+        if self.population_terms:
+            return self.population_terms[0]
+        return next(sub._a_term() for sub in self.imports.values() if sub.ranked)
+
+    def _ranked_names(self) -> set[str]:
+        """Declarations that depend, directly or through others, on a population-relative term."""
+        uses: dict[str, set[str]] = {}
+        ranked: set[str] = set()
+        for name, decl in self.decls.items():
+            uses[name] = set()
+            for node in _walk_exprs(decl):
+                if isinstance(node, (m.InTop, m.Percentile)):
+                    ranked.add(name)
+                elif isinstance(node, m.Ref):
+                    kind, _, rest = node.target.partition(":")
+                    if kind == "decl":
+                        uses[name].add(rest)
+                    elif kind == "import":
+                        alias, _, other = rest.partition(":")
+                        if other in self.imports[alias].ranked:
+                            ranked.add(name)
+        changed = True
+        while changed:
+            changed = False
+            for name, used in uses.items():
+                if name not in ranked and used & ranked:
+                    ranked.add(name)
+                    changed = True
+        return ranked
 
     # --- declarations ---------------------------------------------------------------
     def _memo(self, name: str, fn: Fn) -> Fn:
         decl_id = self.decls[name].id
+        # A declaration that ranks the patient among others needs a population whatever
+        # the patient's data: without this check `age at least 65 years and <rank>` would
+        # fail for a 70-year-old and quietly be false for a 60-year-old (`and` stops early).
+        ranked = name in self.ranked
 
         def run(ctx: Ctx):
+            if ranked and ctx.population is None:
+                raise PopulationRequired(
+                    f"`{_describe(self._a_term())}` ranks a patient within a group of patients: evaluate a "
+                    "population (evaluate_population) or pass reference distributions")
             cache = ctx.cache
             if name in cache:
                 return cache[name]
@@ -209,7 +250,7 @@ class CompiledProtocol:
             return lambda ctx: patient_attribute(ctx.index.record, rest, ctx.as_of)
         if kind == "collection":
             item_kind = schema.COLLECTIONS[rest]
-            return lambda ctx: Items(item_kind, ctx.index.collection(rest))
+            return lambda ctx: Items(item_kind, *ctx.index.as_of(rest, ctx.as_of))
         if kind == "symbol":
             return lambda ctx: rest
         raise EngineError(f"unresolved name `{node.dotted}` (compile the protocol through dsl first)")
@@ -247,6 +288,18 @@ class CompiledProtocol:
 
     def _x_compare(self, node: m.Compare) -> Fn:
         left, right, op = self.expr(node.left), self.expr(node.right), node.op
+        if isinstance(node.right, m.Boolean) and op in ("=", "!="):
+            # `X is true` / `X is false` ask what is recorded, as SQL's IS TRUE and
+            # CQL's IsTrue do: never unknown. This is how a protocol states a default
+            # for a fact that may be missing: `lives_alone is true` (not recorded
+            # counts as no), `lives_alone is not false` (not recorded counts as yes).
+            wanted, same = node.right.value, op == "="
+
+            def is_recorded(ctx: Ctx):
+                v = left(ctx)
+                right(ctx)  # (records the literal in a trace, for the explanation)
+                return (v is wanted) is same
+            return is_recorded
         return lambda ctx: compare(left(ctx), op, right(ctx), ctx.as_of)
 
     def _x_ago(self, node: m.Ago) -> Fn:
@@ -289,7 +342,7 @@ class CompiledProtocol:
             return lambda item, ctx: k_not(inner(item, ctx))
         if isinstance(node, m.InValueSet):
             codes_fn = self._x_ref(node.value_set)
-            return lambda item, ctx: (getattr(item, "system", ""), getattr(item, "code", "")) in codes_fn(ctx)
+            return lambda item, ctx: code_key(item) in codes_fn(ctx)
         if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:"):
             name, op = node.left.name, node.op
             value = self.expr(node.right)
@@ -380,8 +433,12 @@ class CompiledProtocol:
             lo_hi = window(ctx)[:2] if window else (dt.date.min, dt.date.max)
             if lo_hi[0] is None:
                 return None
-            low = _stay_days(items.sure, *lo_hi, ctx.as_of)
-            high = _stay_days(items.sure + items.maybe, *lo_hi, ctx.as_of) if items.maybe else low
+            # Shortest possible stays of the sure items, longest of sure and maybe ones:
+            # dates known only to the month or year give a range of nights.
+            low = _stay_days(items.sure, *lo_hi, ctx.as_of, longest=False)
+            precise = not items.maybe and all(_exact(e.start) and (e.end is None or _exact(e.end))
+                                              for e in items.sure)
+            high = low if precise else _stay_days(items.sure + items.maybe, *lo_hi, ctx.as_of, longest=True)
             return Days(low, high)
         return total_stay
 
@@ -447,7 +504,8 @@ class CompiledProtocol:
             v = number_range(value(ctx))
             if not dist or v is None:
                 return None
-            return _same(top_share(dist, v[0], share), top_share(dist, v[1], share))
+            exact = v[0] == v[1]  # only exact values joined the group (Program.distributions)
+            return _same(top_share(dist, v[0], share, exact), top_share(dist, v[1], share, exact))
         return in_top
 
     def _x_percentile(self, node: m.Percentile) -> Fn:
@@ -548,8 +606,11 @@ def _attribute_aggregate(op: str, attr: str, items: Items, as_of: dt.date):
     if op == "sum":
         nums = [r for r in map(number_range, sure) if r is not None]
         lo, hi = sum(a for a, _ in nums), sum(b for _, b in nums)
-        for extra in filter(None, map(number_range, values(items.maybe))):
+        extras = values(items.maybe)
+        for extra in filter(None, map(number_range, extras)):
             lo, hi = lo + min(extra[0], 0), hi + max(extra[1], 0)
+        if any(isinstance(v, (Days, Span, Qty)) for v in sure + extras):
+            return Days(lo, hi)  # lengths of time add up in days
         return lo if lo == hi else Rng(lo, hi)
     smallest = op in ("min", "earliest")
     picked = _pick(sure, smallest)
@@ -564,6 +625,14 @@ def _pick(vals: list, smallest: bool):
     choose = min if smallest else max
     if isinstance(vals[0], DateR):
         return DateR(choose(v.lo for v in vals), choose(v.hi for v in vals))
+    if isinstance(vals[0], (Days, Span, Qty)):
+        # lengths of time keep their kind: the longest stay is a duration, not a number
+        ranged = [(rng, v) for v, rng in ((v, number_range(v)) for v in vals) if rng is not None]
+        if not ranged:
+            return None
+        low = choose(ranged, key=lambda p: p[0][0])
+        high = choose(ranged, key=lambda p: p[0][1])
+        return low[1] if low[1] is high[1] else Days(low[0][0], high[0][1])
     ranges = [r for r in map(number_range, vals) if r is not None]
     if not ranges:
         return None
@@ -571,12 +640,22 @@ def _pick(vals: list, smallest: bool):
     return lo if lo == hi else Rng(lo, hi)
 
 
-def _stay_days(stays: list, lo: dt.date, hi: dt.date, as_of: dt.date) -> int:
-    """Nights in hospital inside [lo, hi], overlapping stays merged first."""
+def _exact(date) -> bool:
+    return date.precision == "day"
+
+
+def _stay_days(stays: list, lo: dt.date, hi: dt.date, as_of: dt.date, longest: bool = True) -> int:
+    """Nights in hospital inside [lo, hi], overlapping stays merged first. Nights
+    after the as-of date are never counted (a stay with no end runs to it).
+    ``longest``: take imprecise dates at their widest (else their narrowest)."""
     spans = []
+    hi = min(hi, as_of)
     for e in stays:
-        start = e.start.earliest
-        end = e.end.latest if e.end is not None else as_of
+        if e.end is None:
+            end = as_of
+        else:
+            end = e.end.latest if longest else e.end.earliest
+        start = e.start.earliest if longest else e.start.latest
         start, end = max(start, lo), min(end, hi)
         if end > start:
             spans.append((start, end))
@@ -652,23 +731,30 @@ def group_key(group: str, record) -> str | None:
     return "population"
 
 
-def top_share(dist: list[float], value: float, share: float) -> bool:
+def top_share(dist: list[float], value: float, share: float, in_group: bool = True) -> bool:
     """In the top ``share`` of a group (``dist`` sorted ascending)?
 
-    Ties at the boundary are all in; at least one patient can be in the top of
-    any group; a value no higher than the group's lowest is never in the top
-    (if nobody visits, nobody is a frequent visitor).
+    The group has ``share`` of its size in places, rounded up, at least one.
+    A patient is in the top when everyone with a value at least as high as
+    theirs (themselves included) fits in those places: a tie that would
+    overfill the top leaves the whole tie out, so ties never inflate the top
+    (14 of 43 patients tied on 2 visits are not "the top 3%"). A value no
+    higher than the group's lowest is never in the top. ``in_group`` is False
+    for a patient whose own value was too imprecise to join the group: they
+    still count themselves.
 
     >>> top_share([0, 1, 1, 2, 5, 9], 9, 0.03), top_share([0, 1, 1, 2, 5, 9], 5, 0.03)
     (True, False)
+    >>> top_share([1, 2, 9, 9], 9, 0.03)
+    False
     >>> top_share([0, 0, 0], 0, 0.5)
     False
     """
     import bisect
     if value <= dist[0]:
         return False
-    higher = len(dist) - bisect.bisect_right(dist, value)
-    return higher < max(math.ceil(share * len(dist)), 1)
+    at_least_as_high = len(dist) - bisect.bisect_left(dist, value) + (0 if in_group else 1)
+    return at_least_as_high <= max(math.ceil(share * len(dist)), 1)
 
 
 def percentile_of(dist: list[float], value: float) -> float:

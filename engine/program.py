@@ -64,6 +64,7 @@ class Result:
     parameters: dict[str, str]
     record: PatientRecord = field(repr=False)
     trace: dict | None = field(default=None, repr=False)
+    population: dict | None = field(default=None, repr=False)  # the distributions ranked against
 
     def values(self) -> dict[str, object]:
         """Outcome values in plain JSON form (unknown is null)."""
@@ -85,6 +86,16 @@ class Result:
 
     def to_dict(self) -> dict:
         return {"patient_id": self.patient_id, "outcomes": self.values(), "envelope": self.envelope}
+
+    def explain(self) -> dict:
+        """Why each outcome is what it is, as JSON data (needs ``explain=True``); see engine.explain."""
+        from .explain import explain_json
+        return explain_json(self)
+
+    def explain_text(self, ascii: bool = False) -> str:  # noqa: A002
+        """The same explanation in plain language, as a clinician would read it aloud."""
+        from .explain import explain_text
+        return explain_text(self, ascii=ascii)
 
 
 def fingerprint(record: PatientRecord) -> str:
@@ -132,7 +143,8 @@ class Program:
         trace = {} if explain else None
         ctx = Ctx(compiled, RecordIndex(record), day, overrides, trace, population)
         outcomes = {name: compiled.fns[name](ctx) for name in self.outcome_names}
-        return Result(record.patient.id, day, outcomes, self, {k: str(v) for k, v in shown.items()}, record, trace)
+        return Result(record.patient.id, day, outcomes, self, {k: str(v) for k, v in shown.items()}, record, trace,
+                      population if explain else None)
 
     def population_terms(self) -> list[tuple[str, CompiledProtocol, m.Expr]]:
         """(protocol path, compiled owner, term) for every rank/percentile term."""

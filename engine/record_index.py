@@ -10,8 +10,23 @@ import datetime as dt
 from typing import Callable
 
 from pathways import records as r
+from pathways import schema
 
 from .values import DateR, Days, Span
+
+
+#: a code system as records may name it (short name or canonical URI, any case) -> its short name
+SYSTEMS: dict[str, str] = {**{uri.lower(): short for short, uri in schema.CODE_SYSTEMS.items()},
+                           **{short: short for short in schema.CODE_SYSTEMS}}
+
+
+def code_key(item) -> tuple[str, str]:
+    """(system, code) of an item, as code lists hold them. Records from FHIR name
+    systems by URI (``http://snomed.info/sct``), protocols by short name
+    (``snomed``): both mean the same system. Codes are compared exactly (Read
+    codes are case-sensitive)."""
+    system = getattr(item, "system", "")
+    return SYSTEMS.get(system) or SYSTEMS.get(system.lower(), system), getattr(item, "code", "")
 
 
 def date_of(p: r.PartialDate | None) -> DateR | None:
@@ -63,17 +78,22 @@ def item_date(item) -> r.PartialDate | None:
 
 
 def _span(start: r.PartialDate | None, end: r.PartialDate | None, as_of: dt.date) -> Span | None:
+    """From the start to the end, or to the as-of date while it goes on (and never past it).
+    An end known only to the month or year leaves the length a range."""
     if start is None:
         return None
-    stop = as_of if end is None else min(end.earliest, as_of)
-    return Span(start.earliest, start.latest, stop)
+    if end is None:
+        return Span(start.earliest, start.latest, as_of)
+    stop_lo, stop_hi = min(end.earliest, as_of), min(end.latest, as_of)
+    return Span(start.earliest, start.latest, stop_hi, end_lo=None if stop_lo == stop_hi else stop_lo)
 
 
-def _length(e: r.Encounter) -> Days | None:
-    if e.end is None:
-        return None
-    lo = max((e.end.earliest - e.start.latest).days, 0)
-    hi = max((e.end.latest - e.start.earliest).days, 0)
+def _length(e: r.Encounter, as_of: dt.date) -> Days:
+    """Nights in hospital (end - start). A stay with no end, or one ending after the
+    as-of date, counts up to the as-of date, as in `total stay of`."""
+    end_lo, end_hi = (as_of, as_of) if e.end is None else (min(e.end.earliest, as_of), min(e.end.latest, as_of))
+    lo = max((end_lo - e.start.latest).days, 0)
+    hi = max((end_hi - e.start.earliest).days, 0)
     return Days(lo, hi)
 
 
@@ -86,7 +106,7 @@ def attribute(item, name: str, as_of: dt.date):
             return _span(item.onset, item.abatement, as_of)
         return _span(item.start, item.end, as_of)
     if name == "length":
-        return _length(item)
+        return _length(item, as_of)
     if name in ("onset", "abatement", "start", "end"):
         return date_of(getattr(item, name, None))
     value = getattr(item, name, None)
@@ -114,14 +134,38 @@ def patient_attribute(rec: r.PatientRecord, name: str, as_of: dt.date):
 class RecordIndex:
     """One patient's collections, each picked from the record once."""
 
-    __slots__ = ("record", "_lists")
+    __slots__ = ("record", "_lists", "_seen")
 
     def __init__(self, record: r.PatientRecord):
         self.record = record
         self._lists: dict[str, list] = {}
+        self._seen: dict[tuple[str, dt.date], tuple[list, list]] = {}
 
     def collection(self, name: str) -> list:
         found = self._lists.get(name)
         if found is None:
             found = self._lists[name] = COLLECTIONS[name](self.record)
+        return found
+
+    def as_of(self, name: str, as_of: dt.date) -> tuple[list, list]:
+        """The collection as it stood on ``as_of``: (items dated on or before it, items
+        whose imprecise date may fall either side of it).
+
+        An evaluation as of a date answers as it would have been answered on that
+        date, so items dated after it (a booked admission, a diagnosis made later
+        and found when an auditor re-runs an old date) are not seen. An item with
+        no date at all (a condition without an onset) is on the record.
+        """
+        key = (name, as_of)
+        found = self._seen.get(key)
+        if found is None:
+            sure, maybe = [], []
+            day = as_of.isoformat()
+            for item in self.collection(name):
+                date = item_date(item)
+                if date is None or (date.text <= day if len(date.text) == 10 else date.latest <= as_of):
+                    sure.append(item)
+                elif date.earliest <= as_of:
+                    maybe.append(item)
+            found = self._seen[key] = (sure, maybe)
         return found

@@ -34,18 +34,22 @@ class Qty:
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """The time from a start (known to lie in [start_lo, start_hi]) to ``end``.
+    """The time from a start (known to lie in [start_lo, start_hi]) to ``end``
+    (known to lie in [end_lo, end]; ``end_lo`` None when the end is exact).
     ``birthday``: counted in years by the birthday rule (ages)."""
 
     start_lo: dt.date
     start_hi: dt.date
     end: dt.date
     birthday: bool = False
+    end_lo: dt.date | None = None
 
     def count(self, unit: str) -> tuple[int, int]:
+        # shortest: latest start to earliest end; longest: earliest start to latest end
+        end_lo = self.end if self.end_lo is None else self.end_lo
         if self.birthday and unit == "years":
-            return cal.age_on(self.start_hi, self.end), cal.age_on(self.start_lo, self.end)
-        return cal.whole_units(self.start_hi, self.end, unit), cal.whole_units(self.start_lo, self.end, unit)
+            return cal.age_on(self.start_hi, end_lo), cal.age_on(self.start_lo, self.end)
+        return cal.whole_units(self.start_hi, end_lo, unit), cal.whole_units(self.start_lo, self.end, unit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +82,21 @@ class Items:
 
 
 def number_range(v) -> tuple[float, float] | None:
-    if v is None:
+    """A number as the range it may lie in; a length of time in days (so stays and
+    ages can be ranked and their extremes taken); None for anything else."""
+    if v is None or isinstance(v, bool):
         return None
     if isinstance(v, Rng):
         return v.lo, v.hi
-    if isinstance(v, bool):
-        return None
-    return float(v), float(v)
+    if isinstance(v, (int, float)):
+        return float(v), float(v)
+    if isinstance(v, Days):
+        return float(v.lo), float(v.hi)
+    if isinstance(v, Span):
+        return float(((v.end_lo or v.end) - v.start_hi).days), float((v.end - v.start_lo).days)
+    if isinstance(v, Qty) and v.unit in cal.UNIT_DAYS:
+        return v.value * cal.UNIT_DAYS[v.unit], v.value * cal.UNIT_DAYS[v.unit]
+    return None
 
 
 def duration_range(v, unit: str, as_of: dt.date) -> tuple[float, float] | None:
@@ -217,7 +229,9 @@ def to_json(v):
         return {"value": to_json(float(v.value)), "unit": v.unit}
     if isinstance(v, Span):
         return {"from": (v.start_lo.isoformat() if v.start_lo == v.start_hi
-                         else [v.start_lo.isoformat(), v.start_hi.isoformat()]), "to": v.end.isoformat()}
+                         else [v.start_lo.isoformat(), v.start_hi.isoformat()]),
+                "to": (v.end.isoformat() if v.end_lo is None or v.end_lo == v.end
+                       else [v.end_lo.isoformat(), v.end.isoformat()])}
     if isinstance(v, Days):
         return {"days": to_json(float(v.lo))} if v.lo == v.hi else {"days": [to_json(float(v.lo)),
                                                                               to_json(float(v.hi))]}
