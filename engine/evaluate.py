@@ -16,7 +16,7 @@ from pathways import model as m
 from pathways import schema
 
 from . import calendar as cal
-from .record_index import RecordIndex, attribute, code_key, item_date, patient_attribute
+from .record_index import ASSESSED, RecordIndex, attribute, code_key, item_date, patient_attribute
 from .values import (
     DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or, number_range,
 )
@@ -250,6 +250,9 @@ class CompiledProtocol:
             return lambda ctx: patient_attribute(ctx.index.record, rest, ctx.as_of)
         if kind == "collection":
             item_kind = schema.COLLECTIONS[rest]
+            if rest in ASSESSED:
+                return lambda ctx: Items(item_kind, *ctx.index.as_of(rest, ctx.as_of),
+                                         cleared=ctx.index.cleared(rest, ctx.as_of))
             return lambda ctx: Items(item_kind, *ctx.index.as_of(rest, ctx.as_of))
         if kind == "symbol":
             return lambda ctx: rest
@@ -327,7 +330,8 @@ class CompiledProtocol:
                 elif holds is None:
                     maybe.append(item)
             maybe = [it for it in maybe if test(it, ctx) is not False]
-            return Items(items.kind, sure, maybe, items.window)
+            cleared = None if items.cleared is None else [it for it in items.cleared if test(it, ctx)]
+            return Items(items.kind, sure, maybe, items.window, cleared)
         return filter_
 
     def condition(self, node: m.Expr) -> Callable[[object, Ctx], bool | None]:
@@ -369,7 +373,9 @@ class CompiledProtocol:
                         target.append(item)
                     elif inside is None:
                         maybe.append(item)
-            return Items(items.kind, sure, maybe, (lo, hi) if node.mode == "last" else items.window)
+            cleared = None if items.cleared is None else [
+                it for it in items.cleared if _inside(item_date(it), lo, hi, strict_lo, strict_hi)]
+            return Items(items.kind, sure, maybe, (lo, hi) if node.mode == "last" else items.window, cleared)
         return window
 
     def window_bounds(self, node: m.Window):
@@ -414,7 +420,9 @@ class CompiledProtocol:
             if op == "count":
                 return n if not extra else Rng(n, n + extra)
             if op in ("any", "no"):
-                found = True if n else (None if extra else False)
+                # an impairment no assessment in scope looked for is unknown, not absent
+                absent = False if items.cleared is None or items.cleared else None
+                found = True if n else (None if extra else absent)
                 return found if op == "any" else k_not(found)
             return _attribute_aggregate(op, attr, items, ctx.as_of)
         return aggregate

@@ -739,6 +739,11 @@ class _Builder:
                 summary = f"{what}: none certain, {maybe} may count"
             else:
                 summary = f"{what}: none on record"
+                if v is None:
+                    # an impairment is a finding: unknown until an assessment looks for it
+                    missing.append({"what": f"no assessment on record looked for {what}",
+                                    "action": "record the assessment (one that finds no impairment "
+                                              "settles this as not met)"})
             summary += "; needs none" if expr.op == "no" else "; needs at least 1"
         if v is None and missing:
             summary += " \u2014 " + "; ".join(f"{x['what']}: {x['action']}" for x in missing)

@@ -39,10 +39,21 @@ def _encounters(kind: str, method: str | None = None) -> Callable[[r.PatientReco
     return pick
 
 
-def _observations(kind: str | None) -> Callable[[r.PatientRecord], list]:
+def _observations(kind: str | None, impaired: bool | None = None) -> Callable[[r.PatientRecord], list]:
     def pick(rec: r.PatientRecord) -> list:
-        return [o for o in rec.observations if kind is None or o.kind == kind]
+        return [o for o in rec.observations
+                if (kind is None or o.kind == kind) and (impaired is None or o.impaired is impaired)]
     return pick
+
+
+#: Impairments are facts found by assessments: with no assessment on record,
+#: whether the patient is impaired is unknown (not false). Each maps to the
+#: assessments that found no impairment.
+ASSESSED = {
+    "adl_impairments": _observations("adl", False),
+    "iadl_impairments": _observations("iadl", False),
+    "cognitive_impairments": _observations("cognition", False),
+}
 
 
 #: collection name -> how to pick its items from a record
@@ -58,9 +69,9 @@ COLLECTIONS: dict[str, Callable[[r.PatientRecord], list]] = {
     "community_contacts": _encounters("community"),
     "social_work_visits": _encounters("social_work"),
     "observations": _observations(None),
-    "adl_impairments": _observations("adl"),
-    "iadl_impairments": _observations("iadl"),
-    "cognitive_impairments": _observations("cognition"),
+    "adl_impairments": _observations("adl", True),
+    "iadl_impairments": _observations("iadl", True),
+    "cognitive_impairments": _observations("cognition", True),
     "falls": _observations("fall"),
     "procedures": lambda rec: list(rec.procedures),
     "life_events": lambda rec: list(rec.life_events),
@@ -169,3 +180,12 @@ class RecordIndex:
                     maybe.append(item)
             found = self._seen[key] = (sure, maybe)
         return found
+
+    def cleared(self, name: str, as_of: dt.date) -> list:
+        """The assessments on record by ``as_of`` that found no impairment of this kind."""
+        key = ("cleared:" + name, as_of)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = ([o for o in ASSESSED[name](self.record)
+                                        if o.date.latest <= as_of], [])
+        return found[0]

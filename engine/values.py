@@ -79,6 +79,9 @@ class Items:
     sure: list
     maybe: list = field(default_factory=list)
     window: tuple[dt.date, dt.date] | None = None
+    #: for lists of impairments found by assessments: the assessments in scope
+    #: that found none. None for lists of events, whose absence is a count of 0.
+    cleared: list | None = None
 
 
 def number_range(v) -> tuple[float, float] | None:

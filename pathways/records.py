@@ -128,9 +128,14 @@ ObservationKind = Literal["adl", "iadl", "cognition", "fall", "other"]
 
 class Observation(Item):
     """An observation or assessment: ADL/IADL impairment, cognitive impairment,
-    a fall, or any coded observation with a value and unit."""
+    a fall, or any coded observation with a value and unit.
+
+    For an assessment (``adl``, ``iadl``, ``cognition``), ``impaired`` says what
+    it found: False records that the patient was assessed and no impairment
+    was found, which is how "not impaired" differs from "never assessed"."""
 
     kind: ObservationKind = "other"
+    impaired: bool = True
     code: str = ""
     system: str = "snomed"
     date: PartialDate

@@ -71,7 +71,8 @@ ELIGIBLE = PatientRecord(
                 enc("a2", "admission", "2021-01-10", "2021-01-25", "emergency"),
                 enc("ae1", "ae", "2020-12-01"),
                 enc("g1", "gp", "2020-06-01"), enc("g2", "gp", "2020-07-01"), enc("g3", "gp", "2021-03-15")),
-    observations=(Observation(source_id="o1", kind="adl", date=D("2021-02-01")),),
+    observations=(Observation(source_id="o1", kind="adl", date=D("2021-02-01")),
+                  Observation(source_id="o2", kind="iadl", date=D("2021-02-01"), impaired=False)),
 )
 
 NOT_ELIGIBLE = PatientRecord(
@@ -85,6 +86,8 @@ NOT_ELIGIBLE = PatientRecord(
                 enc("op1", "outpatient", "2020-05-05"), enc("op2", "outpatient", "2020-09-05"),
                 enc("sw1", "social_work", "2021-02-01"), enc("sw2", "social_work", "2020-11-01"),
                 enc("sw3", "social_work", "2020-12-01")),
+    observations=(Observation(source_id="o1", kind="adl", date=D("2020-10-01"), impaired=False),
+                  Observation(source_id="o2", kind="iadl", date=D("2020-10-01"), impaired=False)),
 )
 
 UNKNOWN = PatientRecord(
@@ -365,7 +368,7 @@ def test_not_eligible_patient_why_not_names_the_missing_criteria_and_distances(c
 def test_unknowns_say_what_data_is_missing_and_what_would_decide_it(cf):
     result = cf["cf-unknown"]
     assert result.values()["eligible"] is None
-    assert result.values()["criteria_met"] == {"between": [2, 3]}
+    assert result.values()["criteria_met"] == {"between": [2, 5]}  # ADL and IADL never assessed: unknown
     data = explain_json(result)
     items = items_of(data)
     age = items[AGE_ITEM]
@@ -391,7 +394,7 @@ def test_unknowns_say_what_data_is_missing_and_what_would_decide_it(cf):
         "(it holds if born on or before 1956-04-01, and not if born after)")
     criteria = find_entry(why, "At least three of the eleven published criteria")
     assert criteria["needs_more_of"]["count"] == 1
-    assert "2 of 11 met, 1 unknown; needs 1 more of:" in criteria["reason"]
+    assert "2 of 11 met, 3 unknown; needs 1 more of:" in criteria["reason"]
     text = explain_text(result)
     assert "? Eligible for case management (Castlefields) (eligible): not known" in text
     assert "missing: date of birth known only to the year (1956) \u2014 record the full date of birth" in text
