@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar as _cal
 import datetime as dt
+from functools import lru_cache
 
 from pathways.records import PartialDate
 
@@ -30,6 +31,7 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, _cal.monthrange(year, month)[1]))
 
 
+@lru_cache(maxsize=4096)
 def shift(day: dt.date, amount: float, unit: str) -> dt.date:
     """``day`` plus ``amount`` units (negative goes back). Fractions of months
     and years are not calendar units; they are refused by the caller.
@@ -38,6 +40,8 @@ def shift(day: dt.date, amount: float, unit: str) -> dt.date:
     datetime.date(2020, 4, 1)
     >>> shift(dt.date(2021, 4, 1), -2, "weeks")
     datetime.date(2021, 3, 18)
+
+    Cached: a population run asks for the same few window starts per patient.
     """
     if unit in UNIT_DAYS:
         try:

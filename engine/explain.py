@@ -834,8 +834,16 @@ class _Builder:
         text = f"{what}: {actual}; {need}"
         if gap is not None:
             text += f" ({gap['text']})"
+        default = None
+        if left is None and isinstance(expr.right, m.Boolean) and outcome is not None:
+            # `X is true` / `X is not false`: the protocol's explicit default decided it
+            default = (f"not recorded, so the protocol's default was used: "
+                       f"counted as {'yes' if (expr.right.value == (expr.op == '=')) == outcome else 'no'}")
+            text += f" ({default})"
         out = {"op": expr.op, "words": words, "actual": _json(left), "actual_display": actual,
                "threshold": _json(right), "threshold_display": threshold, "text": text}
+        if default is not None:
+            out["default_used"] = default
         if gap is not None:
             out["gap"] = gap
         return out

@@ -637,3 +637,18 @@ def test_scores_bands_none_of_and_not(frail):
     assert "\u2713 \u201clives alone\u201d (weight 2): met, adds 2" in text
     assert "? band Moderate frailty (moderate): at most 5: unknown" in text
     assert "f1: fall, 2020 \u2014 date known only to the year (2020); record the exact date of f1" in text
+
+
+def test_an_explicit_default_says_it_was_used():
+    from dsl.compiler import compile_text
+    source = ('protocol e:\n  version "1"\noutcomes alone, no_carer\n'
+              'criterion alone "Lives alone (not recorded counts as no)": lives_alone is true\n'
+              'criterion no_carer "No carer recorded": has_carer is not true\n')
+    program = engine.compile(compile_text(source, "e.pw").protocol)
+    result = program.evaluate(PatientRecord(patient=Patient(id="d")), as_of=AS_OF, explain=True)
+    assert result.values() == {"alone": False, "no_carer": True}
+    data = explain_json(result)
+    defaults = [n["comparison"]["default_used"] for o in data["outcomes"] for n in nodes(o["tree"])
+                if "default_used" in n.get("comparison", {})]
+    assert defaults == ["not recorded, so the protocol's default was used: counted as no"] * 2
+    assert "the protocol's default was used" in result.explain_text()
