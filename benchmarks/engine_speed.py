@@ -20,7 +20,8 @@ What is measured:
   building the explanation JSON (``explain_json``, then orjson) is timed too,
   on the first ``--json-sample`` patients (2,000 by default: all 100,000 would
   take minutes), and the per-patient rate of trace + JSON is derived from the two.
-* memory: each run is a fresh child process that streams ``n`` generated
+* memory (run first, while the timing records are generated, and finished
+  before any timing starts): each run is a fresh child process that streams ``n`` generated
   records through ``evaluate_population`` and discards the results; printed
   is the growth of its resident memory (peak RSS over the RSS after a
   warm-up), with the RSS sampled at tenths of the run. Evercare streams;
@@ -202,7 +203,8 @@ MEMORY_MODES = {
 }
 
 
-def run_memory(sizes: list[int], workers: int) -> None:
+def start_memory(sizes: list[int], workers: int):
+    """Start the memory runs (child processes) in the background; returns a way to wait for them."""
     cost = {"castlefields": 3, "castlefields-reread": 2, "evercare": 1}
     jobs = [(mode, n) for mode in MEMORY_MODES for n in sizes]
     order = sorted(jobs, key=lambda job: -job[1] * cost[job[0]])  # longest first, to finish sooner
@@ -215,9 +217,17 @@ def run_memory(sizes: list[int], workers: int) -> None:
             return {"mode": mode, "n": n, "error": out.stderr.strip().splitlines()[-1:]}
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        done = dict(zip(order, pool.map(one, order)))
-    reports = [done[job] for job in jobs]
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = {job: pool.submit(one, job) for job in order}
+
+    def wait() -> list[dict]:
+        reports = [futures[job].result() for job in jobs]
+        pool.shutdown()
+        return reports
+    return wait
+
+
+def print_memory(reports: list[dict]) -> None:
     print(f"  {'':<52} {'n':>8}  {'peak growth':>11}  RSS growth at each tenth of the run (MiB)")
     for rep in reports:
         label = MEMORY_MODES[rep["mode"]]
@@ -276,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pin", type=int, metavar="CPU", help="pin the timings to this cpu")
     parser.add_argument("--profile", action="store_true", help="also print cProfile (top 25 by tottime)")
     parser.add_argument("--memory-workers", type=int, default=2,
-                        help="memory child processes run at once (after the timings, so they do not disturb them)")
+                        help="memory child processes run at once (before the timings, so they do not disturb them)")
     parser.add_argument("--memory-child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -287,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [1000, 5000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     wall = time.perf_counter()
     print(f"engine speed: Python {sys.version.split()[0]}, pid {os.getpid()}, as of {AS_OF}, seed {SEED}")
+    # The memory runs go first, in child processes, while this one generates the
+    # records for the timings (generation is not timed); the timings wait for them.
+    wait_memory = None if args.no_memory else start_memory(sizes, args.memory_workers)
     start = time.perf_counter()
     records = generate(max(sizes), SEED, AS_OF)
     took = time.perf_counter() - start
@@ -294,6 +307,11 @@ def main(argv: list[str] | None = None) -> None:
                 + len(r.life_events) for r in records) / len(records)
     print(f"generated {len(records):,} records in {took:.1f} s (not timed below), "
           f"{items:.1f} items per record on average")
+    memory_reports = None
+    if wait_memory is not None:
+        start = time.perf_counter()
+        memory_reports = wait_memory()
+        print(f"memory runs finished {time.perf_counter() - start:.0f} s later; timings start now, alone")
 
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     if cpus and args.pin is not None:
@@ -315,13 +333,9 @@ def main(argv: list[str] | None = None) -> None:
         if builder is not None:
             profile_json("castlefields", records[:1000], builder)
             print()
-    del records
-    gc.collect()
-    if cpus and args.pin is not None:
-        os.sched_setaffinity(0, cpus)  # the memory children may use every core
-    if not args.no_memory:
+    if memory_reports is not None:
         print("memory while streaming (each row a fresh process; growth over the RSS after a warm-up):")
-        run_memory(sizes, args.memory_workers)
+        print_memory(memory_reports)
         print()
     print(f"total {time.perf_counter() - wall:.0f} s")
 

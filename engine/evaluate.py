@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 from typing import Callable
 
 from pathways import model as m
@@ -303,6 +304,18 @@ class CompiledProtocol:
                 right(ctx)  # (records the literal in a trace, for the explanation)
                 return (v is wanted) is same
             return is_recorded
+        if isinstance(node.right, m.Quantity) and node.right.unit in ("count", "gbp") and not self.tracing:
+            # a count or an amount against a number written in the protocol: compare
+            # plain numbers directly; ranges and unknowns take the general road
+            k = literal(node.right)
+            test = _INT_OPS[op]
+
+            def against_number(ctx: Ctx):
+                v = left(ctx)
+                if type(v) is int or type(v) is float:
+                    return test(v, k)
+                return compare(v, op, k, ctx.as_of)
+            return against_number
         return lambda ctx: compare(left(ctx), op, right(ctx), ctx.as_of)
 
     def _x_ago(self, node: m.Ago) -> Fn:
@@ -347,6 +360,15 @@ class CompiledProtocol:
         if isinstance(node, m.InValueSet):
             codes_fn = self._x_ref(node.value_set)
             return lambda item, ctx: code_key(item) in codes_fn(ctx)
+        if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:") \
+                and node.op in ("=", "!=") and isinstance(node.right, m.Ref) and node.right.target.startswith("symbol:"):
+            # `status is active`: a symbol held as it is on the item, so test it directly
+            name, wanted, same = node.left.name, node.right.name, node.op == "="
+
+            def symbol_test(item, ctx):
+                v = getattr(item, name, None)
+                return None if v is None else (v == wanted) is same
+            return symbol_test
         if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:"):
             name, op = node.left.name, node.op
             value = self.expr(node.right)
@@ -535,9 +557,10 @@ class CompiledProtocol:
         ids = [it.id for it in node.items]
         minimum = self.expr(node.minimum) if node.minimum is not None else None
         quantifier = node.quantifier
+        key = ("items", node.id)
 
         def item_list(ctx: Ctx):
-            values = [fn(ctx) for fn in items]
+            values = ctx.cache[key] = [fn(ctx) for fn in items]  # kept for `items met in`
             if ctx.trace is not None:
                 for item_id, v in zip(ids, values):
                     ctx.trace[item_id] = v
@@ -560,18 +583,22 @@ class CompiledProtocol:
         else:
             via, _, name = rest.partition(":")
             owner = self.imports[via]
-        item_list = owner.decls[name].expr
-        fns = [owner.expr(it.expr) for it in item_list.items]
+        key = ("items", owner.decls[name].expr.id)
 
         def items_met(ctx: Ctx):
             inner = ctx.sub(via) if via else ctx
-            values = [fn(inner) for fn in fns]
+            owner.fns[name](inner)  # evaluates the list once; its item values are then cached
+            values = inner.cache[key]
             true, unknown = values.count(True), values.count(None)
             return true if not unknown else Rng(true, true + unknown)
         return items_met
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+_INT_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "=": operator.eq,
+            "!=": operator.ne}
+
 
 def _walk_exprs(decl: m.Decl):
     from pathways.walk import walk

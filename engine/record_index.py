@@ -79,13 +79,12 @@ COLLECTIONS: dict[str, Callable[[r.PatientRecord], list]] = {
 }
 
 
+_DATE_FIELD = {r.Condition: "onset", r.Medication: "start", r.Encounter: "start"}
+
+
 def item_date(item) -> r.PartialDate | None:
     """The date that places an item in a time window: when it started."""
-    if isinstance(item, r.Condition):
-        return item.onset
-    if isinstance(item, (r.Medication, r.Encounter)):
-        return item.start
-    return item.date
+    return getattr(item, _DATE_FIELD.get(type(item), "date"))
 
 
 def _span(start: r.PartialDate | None, end: r.PartialDate | None, as_of: dt.date) -> Span | None:
