@@ -7,7 +7,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import orjson
 
@@ -178,22 +178,30 @@ class Program:
                 values.sort()
         return groups
 
-    def evaluate_population(self, records: Iterable[PatientRecord], as_of, parameters=None,
-                            explain: bool = False) -> Iterator[Result]:
-        """Evaluate every patient. Streams one record at a time unless the protocol
-        ranks patients against each other, which needs two passes (the records
-        are then held in memory between them)."""
+    def evaluate_population(self, records: Iterable[PatientRecord] | Callable[[], Iterable[PatientRecord]],
+                            as_of, parameters=None, explain: bool = False) -> Iterator[Result]:
+        """Evaluate every patient, streaming one record at a time.
+
+        A protocol that ranks patients against each other needs two passes. Give
+        ``records`` as a function that returns a fresh iterable each time it is
+        called (e.g. one that re-reads files) and both passes stream, in flat
+        memory; given a plain iterable, the records are held between the passes.
+        """
         day = _as_date(as_of)
         overrides = self.parameters(parameters)
         shown = dict(parameters or {})
         population = None
+        if callable(records):
+            source = records
+        else:
+            source = None
         if self.population_terms():
-            records = list(records)
-            population = self.distributions(records, day, parameters)
-        for record in records:
+            if source is None:
+                held = list(records)
+                source = lambda: held  # noqa: E731 - the records held between the passes
+            population = self.distributions(source(), day, parameters)
+        for record in (source() if source is not None else records):
             yield self._evaluate(record, day, overrides, shown, explain, population)
-
-
 
 
 def _overrides(protocol: m.Protocol, items: tuple[tuple[str, str], ...]) -> dict[str, dict]:
