@@ -8,8 +8,8 @@ Targets (issue 3): Castlefields, one core, not counting input parsing:
   memory stays flat while streaming a population.
 
 What is measured:
-* speed: records are generated first (tests/synthetic.py, the engine's own
-  fixture until the data issue ships the real generator) and not timed; then
+* speed: records are generated first (tests/synthetic.py: engine/generate.py's
+  synthetic population, patients aged 40 and over) and not timed; then
   ``program.evaluate(record, as_of, population=...)`` for every record, in one
   thread, without and with ``explain=True``. Rates are per second of the
   process's CPU time (one core's work; a busy machine does not distort it),

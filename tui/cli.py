@@ -153,9 +153,125 @@ def graph(path: str, fmt: str, pathway: str | None, dependencies: bool, care_pla
     click.echo(_draw(g, fmt), nl=False)
 
 
+DEFAULT_AS_OF = "2024-04-01"  # engine.generate.DEFAULT_AS_OF: a fixed date, never the clock
+
+
+def _as_of(ctx, param, value: str):
+    import datetime as dt
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _count(ctx, param, value: int) -> int:
+    if value < 0:
+        raise click.BadParameter("must be 0 or more")
+    return value
+
+
+@cli.command()
+@click.option("--patients", "-n", type=int, required=True, callback=_count, help="How many patients.")
+@click.option("--seed", type=int, default=1, show_default=True, help="The same seed gives the same patients.")
+@click.option("--as-of", "as_of", default=DEFAULT_AS_OF, show_default=True, callback=_as_of,
+              help="The date the extract is taken on (YYYY-MM-DD).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="The JSON lines file to write ('-' for standard output).")
+def generate(patients: int, seed: int, as_of, out: str) -> None:
+    """Generate a synthetic population as JSON lines, one patient record a line.
+
+    Each line is a PatientRecord (pathways/records.py) as JSON: the project's own
+    lossless record format, read back with PatientRecord.model_validate_json. It
+    streams: memory stays flat whatever --patients is."""
+    from engine.generate import generate as gen
+
+    stream = click.open_file(out, "wb")
+    written = 0
+    with stream:
+        for record in gen(patients, seed, as_of):
+            stream.write(orjson.dumps(record.model_dump(mode="json")) + b"\n")
+            written += 1
+    if out != "-":
+        click.echo(f"wrote {written:,} patient record{'s' * (written != 1)} (seed {seed}, as of "
+                   f"{as_of.isoformat()}) to {out}", err=True)
+
+
+@cli.command()
+@click.option("--patients", "-n", type=int, default=20_000, show_default=True, callback=_count,
+              help="How many patients to generate.")
+@click.option("--seed", type=int, default=1, show_default=True, help="The same seed prints the same demo.")
+@click.option("--as-of", "as_of", default=DEFAULT_AS_OF, show_default=True, callback=_as_of,
+              help="The date to stratify on (YYYY-MM-DD).")
+def demo(patients: int, seed: int, as_of) -> None:
+    """Stratify a generated population with the library's pyramid and explain it.
+
+    Generates a synthetic population (England's age structure), runs
+    library/ltc_pyramid.pw over it, and prints the pyramid, the hidden
+    population, the case managers needed, and one explained patient per level."""
+    from rich.console import Console
+
+    from tui.demo import LibraryNotFound, run_demo
+
+    try:
+        run_demo(patients, seed, as_of, Console(highlight=False))
+    except LibraryNotFound as exc:
+        click.echo(f"pathways demo: {exc}", err=True)
+        sys.exit(1)
+
+
 def _draw(g, fmt: str) -> str:
     from pathways import graphs
     return graphs.to_mermaid(g) if fmt == "mermaid" else graphs.to_dot(g)
+
+
+class _LazyAsOf(click.ParamType):
+    """Defers to tui.run.AsOfDate, so the command line loads nothing it does not use."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        from .run import AsOfDate
+        return AsOfDate().convert(value, param, ctx)
+
+
+AS_OF = _LazyAsOf()
+
+
+@cli.command()
+@click.argument("protocol", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Record file (.jsonl from `pathways generate`) or FHIR R4 bundles / bulk NDJSON.")
+@click.option("--as-of", "as_of", required=True, type=AS_OF,
+              help="The date the protocol is evaluated on (YYYY-MM-DD); there is no hidden clock.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write results here (default stdout).")
+@click.option("--explain", is_flag=True, help="Add each patient's explanation (JSONL only).")
+@click.option("--strict", is_flag=True, help="Stop at the first problem in the data (exit 1).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False), help="A local code mapping (TOML).")
+def run(protocol, data, as_of, params, fmt, output, explain, strict, mapping) -> None:
+    """Evaluate PROTOCOL for every patient in a dataset."""
+    from .run import run_command
+
+    if explain and fmt != "jsonl":
+        raise click.UsageError("--explain needs --format jsonl")
+    run_command(protocol, data, as_of, params, fmt, output, explain, strict, mapping)
+
+
+@cli.command()
+@click.argument("protocol", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True))
+@click.option("--patient", required=True, help="The patient's id.")
+@click.option("--as-of", "as_of", required=True, type=AS_OF)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--strict", is_flag=True)
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False))
+def explain(protocol, data, patient, as_of, params, fmt, strict, mapping) -> None:
+    """Explain why one patient has the outcomes they have (and why not others)."""
+    from .run import explain_command
+
+    explain_command(protocol, data, patient, as_of, params, fmt, strict, mapping)
 
 
 def main() -> None:

@@ -1,0 +1,276 @@
+"""`pathways run` and `pathways explain`: a protocol over a dataset, to files and a summary.
+
+Data come from the project's record files (JSON lines of PatientRecord, as
+written by `pathways generate`) or from FHIR R4 (bundles or bulk NDJSON,
+through engine.readers). Nothing is dropped silently: the summary on stderr
+counts what was read, loaded and skipped, and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import click
+import orjson
+
+
+@dataclass
+class Loaded:
+    """Records read from a dataset, and the account of what was not."""
+
+    records: list
+    read: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    report: object | None = None  # the FHIR reader's own report, when it was used
+
+
+def read_records_jsonl(path: Path, strict: bool) -> Loaded:
+    """One PatientRecord per line; a bad line is reported with its line number and skipped."""
+    from pydantic import ValidationError
+
+    from pathways.records import PatientRecord
+
+    loaded = Loaded(records=[])
+    seen: set[str] = set()
+    opener = _open_text(path)
+    with opener as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            loaded.read += 1
+            problem = None
+            try:
+                record = PatientRecord.model_validate(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                problem, reason = f"{path}:{number}: not JSON ({exc})", "malformed JSON"
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                problem, reason = f"{path}:{number}: field {where}: {first['msg']}", "invalid record"
+            else:
+                if record.id in seen:
+                    problem, reason = f"{path}:{number}: patient {record.id} appears twice", "duplicate patient id"
+                else:
+                    seen.add(record.id)
+                    loaded.records.append(record)
+            if problem:
+                if strict:
+                    raise click.ClickException(problem)
+                loaded.skipped[reason] += 1
+                loaded.problems.append(problem)
+    return loaded
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        import gzip
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def load_data(path: str, strict: bool, mapping: str | None = None) -> Loaded:
+    """Read a dataset: record JSON lines, or FHIR R4 (bundles or bulk NDJSON)."""
+    p = Path(path)
+    if p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
+        return read_records_jsonl(p, strict)
+    try:
+        from engine.readers import read_fhir
+    except ImportError:  # the FHIR readers are not installed in this build
+        raise click.UsageError(f"{path}: only record files (.jsonl) can be read by this build") from None
+    try:
+        records, report = read_fhir(p, mapping=mapping, strict=strict)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the input's, reported plainly
+        if type(exc).__name__ == "ReadError":
+            raise click.ClickException(str(exc)) from None
+        raise
+    loaded = Loaded(records=list(records), report=report)
+    loaded.read = getattr(report, "patients_read", len(loaded.records))
+    return loaded
+
+
+def _summary(program, results: list, loaded: Loaded) -> str:
+    lines = []
+    name = program.protocol.header
+    lines.append(f"{name.name} {name.version}: {len(results)} patients evaluated")
+    for outcome in program.outcome_names:
+        counts = Counter(_key(r.values()[outcome]) for r in results)
+        parts = ", ".join(f"{value}: {n}" for value, n in sorted(counts.items(), key=_order))
+        lines.append(f"  {outcome}: {parts}")
+    if loaded.report is not None and hasattr(loaded.report, "summary"):
+        lines.append(str(loaded.report.summary()))
+    else:
+        skipped = sum(loaded.skipped.values())
+        lines.append(f"  records: {loaded.read} read, {len(loaded.records)} loaded, {skipped} skipped"
+                     + (" (" + ", ".join(f"{r}: {n}" for r, n in sorted(loaded.skipped.items())) + ")"
+                        if skipped else ""))
+        for problem in loaded.problems[:20]:
+            lines.append(f"    {problem}")
+        if len(loaded.problems) > 20:
+            lines.append(f"    ... and {len(loaded.problems) - 20} more")
+    return "\n".join(lines)
+
+
+def _key(value) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return orjson.dumps(value).decode() if isinstance(value, dict) else str(value)
+
+
+def _order(item) -> tuple:
+    value = item[0]
+    try:
+        return (0, -float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def rows(program, results: list, fmt: str, explain: bool) -> Iterator[bytes]:
+    """Results as output lines: JSONL objects or CSV rows."""
+    header = program.protocol.header
+    protocol = {"name": header.name, "version": header.version, "sha256": program.protocol.sha256}
+    if fmt == "jsonl":
+        for r in results:
+            obj = {"patient_id": r.patient_id, "as_of": r.as_of.isoformat(), "protocol": protocol,
+                   "outcomes": r.values()}
+            if r.parameters:
+                obj["parameters"] = dict(sorted(r.parameters.items()))
+            if explain:
+                obj["explanation"] = r.explain()
+            yield orjson.dumps(obj) + b"\n"
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["patient_id", "as_of", "protocol", "version", *program.outcome_names])
+    for r in results:
+        values = r.values()
+        writer.writerow([r.patient_id, r.as_of.isoformat(), header.name, header.version,
+                         *(_csv_value(values[n]) for n in program.outcome_names)])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue().encode()
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE, e.g. minimum_criteria=2 or "
+                                     "castlefields.lookback='24 months'", param_hint="--param")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def load_program(protocol: str):
+    import engine
+    try:
+        return engine.load(protocol)
+    except engine.ProtocolError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+
+
+def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], fmt: str, output: str | None,
+                explain: bool, strict: bool, mapping: str | None) -> None:
+    """Evaluate a protocol over a dataset; results to a file or stdout, summary to stderr."""
+    import engine
+
+    program = load_program(protocol)
+    loaded = load_data(data, strict, mapping)
+    parameters = parse_params(params)
+    try:
+        program.parameters(parameters)
+        results = list(_progress(program.evaluate_population(loaded.records, as_of=as_of, parameters=parameters,
+                                                             explain=explain), len(loaded.records)))
+    except engine.EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    sink = open(output, "wb") if output else sys.stdout.buffer
+    try:
+        for chunk in rows(program, results, fmt, explain):
+            sink.write(chunk)
+    finally:
+        if output:
+            sink.close()
+        else:
+            sink.flush()
+    click.echo(_summary(program, results, loaded), err=True)
+
+
+def _progress(results, total: int):
+    """Show a progress bar on a terminal; pass results through untouched otherwise."""
+    if not sys.stderr.isatty() or total < 1000:
+        yield from results
+        return
+    from rich.progress import Progress
+    with Progress(transient=True, console=None) as bar:
+        task = bar.add_task("evaluating", total=total)
+        for r in results:
+            bar.advance(task)
+            yield r
+
+
+def explain_command(protocol: str, data: str, patient: str, as_of: str, params: tuple[str, ...], fmt: str,
+                    strict: bool, mapping: str | None) -> None:
+    """Explain one patient's result; population terms rank them within the dataset."""
+    import engine
+
+    program = load_program(protocol)
+    loaded = load_data(data, strict, mapping)
+    parameters = parse_params(params)
+    chosen = next((r for r in loaded.records if r.id == patient), None)
+    if chosen is None:
+        ids = [r.id for r in loaded.records]
+        import difflib
+        close = difflib.get_close_matches(patient, ids, n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise click.ClickException(f"no patient {patient!r} in {data} ({len(ids)} patients loaded).{hint}")
+    try:
+        population = program.distributions(loaded.records, as_of, parameters) if program.population_terms() else None
+        result = program.evaluate(chosen, as_of=as_of, parameters=parameters, explain=True, population=population)
+    except engine.EngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(orjson.dumps(result.explain(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(result.explain_text())
+
+
+class AsOfDate(click.ParamType):
+    """A calendar date YYYY-MM-DD, with the same kind messages as protocol dates."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        import datetime as dt
+        import re
+
+        from dsl.dates import check_date
+
+        text = str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            self.fail(f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2021-04-01", param, ctx)
+        problem = check_date(text)
+        if problem:
+            self.fail(problem, param, ctx)
+        return dt.date.fromisoformat(text).isoformat()
