@@ -125,3 +125,27 @@ def test_run_over_real_bulk_fhir_accounts_for_every_resource():
     assert len(results) == loaded > 0
     assert {r["outcomes"]["level"] for r in results} <= {0, 1, 2, 3}
     assert "Problems: none" in done.stderr
+
+
+def test_run_as_fhir_risk_assessments(records_file, tmp_path):
+    out = tmp_path / "ra.json"
+    done = cli("run", "library/ltc_pyramid.pw", "--data", str(records_file), "--as-of", AS_OF, "--format", "fhir",
+               "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    bundle = json.loads(out.read_text())
+    assert bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == 300
+    resources = [e["resource"] for e in bundle["entry"]]
+    first = resources[0]
+    assert first["resourceType"] == "RiskAssessment" and first["status"] == "final"
+    assert first["subject"]["reference"].startswith("Patient/") and first["occurrenceDateTime"] == AS_OF
+    assert first["method"]["coding"][0]["code"] == "ltc_pyramid|1.0.0"
+    assert first["prediction"][0]["outcome"]["text"].startswith("Level of the long term conditions pyramid (level): ")
+    assert "sha256" in first["note"][0]["text"]
+    with_basis = [r for r in resources if r.get("basis")]
+    assert with_basis and all(b["reference"].split("/")[0] in {"Condition", "MedicationRequest", "Encounter",
+                                                                "Observation", "Procedure"}
+                              for r in with_basis for b in r["basis"])
+    assert len({r["id"] for r in resources}) == 300
+    again = cli("run", "library/ltc_pyramid.pw", "--data", str(records_file), "--as-of", AS_OF,
+                "--format", "fhir-ndjson")
+    assert [json.loads(line) for line in again.stdout.splitlines()] == resources

@@ -134,7 +134,16 @@ def _order(item) -> tuple:
 
 
 def rows(program, results: list, fmt: str, explain: bool) -> Iterator[bytes]:
-    """Results as output lines: JSONL objects or CSV rows."""
+    """Results as output: JSONL objects, CSV rows, or FHIR RiskAssessments (a Bundle or NDJSON)."""
+    if fmt in ("fhir", "fhir-ndjson"):
+        from engine.fhir_out import bundle, risk_assessment
+        resources = [risk_assessment(r) for r in results]
+        if fmt == "fhir":
+            yield orjson.dumps(bundle(resources), option=orjson.OPT_INDENT_2) + b"\n"
+        else:
+            for res in resources:
+                yield orjson.dumps(res) + b"\n"
+        return
     header = program.protocol.header
     protocol = {"name": header.name, "version": header.version, "sha256": program.protocol.sha256}
     if fmt == "jsonl":
@@ -201,8 +210,9 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
     parameters = parse_params(params)
     try:
         program.parameters(parameters)
+        traced = explain or fmt.startswith("fhir")  # a RiskAssessment's basis comes from the trace
         results = list(_progress(program.evaluate_population(loaded.records, as_of=as_of, parameters=parameters,
-                                                             explain=explain), len(loaded.records)))
+                                                             explain=traced), len(loaded.records)))
     except engine.EngineError as exc:
         raise click.ClickException(str(exc)) from None
     sink = open(output, "wb") if output else sys.stdout.buffer
