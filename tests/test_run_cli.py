@@ -149,3 +149,11 @@ def test_run_as_fhir_risk_assessments(records_file, tmp_path):
     again = cli("run", "library/ltc_pyramid.pw", "--data", str(records_file), "--as-of", AS_OF,
                 "--format", "fhir-ndjson")
     assert [json.loads(line) for line in again.stdout.splitlines()] == resources
+
+
+def test_a_dataset_with_no_patients_is_an_error_not_an_empty_success(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("{not json\n")
+    done = cli("run", "library/evercare.pw", "--data", str(empty), "--as-of", AS_OF)
+    assert done.returncode == 1
+    assert "no patients were loaded" in done.stderr and f"{empty}:1: not JSON" in done.stderr

@@ -98,8 +98,8 @@ def load_data(path: str, strict: bool, mapping: str | None = None) -> Loaded:
 def _summary(program, results: list, loaded: Loaded) -> str:
     lines = []
     name = program.protocol.header
-    lines.append(f"{name.name} {name.version}: {len(results)} patients evaluated")
-    for outcome in program.outcome_names:
+    lines.append(f"{name.name} {name.version}: {len(results)} patient{'s' * (len(results) != 1)} evaluated")
+    for outcome in program.outcome_names if results else ():
         counts = Counter(_key(r.values()[outcome]) for r in results)
         parts = ", ".join(f"{value}: {n}" for value, n in sorted(counts.items(), key=_order))
         lines.append(f"  {outcome}: {parts}")
@@ -208,6 +208,9 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
     program = load_program(protocol)
     loaded = load_data(data, strict, mapping)
     parameters = parse_params(params)
+    if not loaded.records:
+        click.echo(_summary(program, [], loaded), err=True)
+        raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
     try:
         program.parameters(parameters)
         traced = explain or fmt.startswith("fhir")  # a RiskAssessment's basis comes from the trace
