@@ -175,16 +175,32 @@ def _count(ctx, param, value: int) -> int:
 @click.option("--seed", type=int, default=1, show_default=True, help="The same seed gives the same patients.")
 @click.option("--as-of", "as_of", default=DEFAULT_AS_OF, show_default=True, callback=_as_of,
               help="The date the extract is taken on (YYYY-MM-DD).")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="The JSON lines file to write ('-' for standard output).")
-def generate(patients: int, seed: int, as_of, out: str) -> None:
-    """Generate a synthetic population as JSON lines, one patient record a line.
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
+              show_default=True, help="jsonl: one record a line; csv/parquet: one table per kind of item.")
+@click.option("--out", "out", required=True, type=click.Path(allow_dash=True),
+              help="jsonl: the file to write ('-' for standard output); csv/parquet: the folder to write.")
+def generate(patients: int, seed: int, as_of, fmt: str, out: str) -> None:
+    """Generate a synthetic population as JSON lines or as tables.
 
-    Each line is a PatientRecord (pathways/records.py) as JSON: the project's own
-    lossless record format, read back with PatientRecord.model_validate_json. It
-    streams: memory stays flat whatever --patients is."""
+    JSON lines: each line is a PatientRecord (pathways/records.py) as JSON, the
+    project's own lossless record format, read back with
+    PatientRecord.model_validate_json. csv/parquet: the tabular layout of
+    docs/data.md, one table per kind of item, written into the folder --out.
+    It streams: memory stays flat whatever --patients is."""
     from engine.generate import generate as gen
 
+    if fmt != "jsonl":
+        from engine.tables import write_tables
+
+        if out == "-" or Path(out).is_file():
+            raise click.BadParameter(f"{out!r}: --format {fmt} writes tables into a folder", param_hint="--out")
+        counts = write_tables(gen(patients, seed, as_of), out, fmt)
+        written = counts["patients"]
+        click.echo(f"wrote {written:,} patient{'s' * (written != 1)} (seed {seed}, as of {as_of.isoformat()}) "
+                   f"as {fmt} tables to {out}", err=True)
+        return
+    if Path(out).is_dir():
+        raise click.BadParameter(f"{out!r} is a folder: --format jsonl writes one file", param_hint="--out")
     stream = click.open_file(out, "wb")
     written = 0
     with stream:
@@ -194,6 +210,30 @@ def generate(patients: int, seed: int, as_of, out: str) -> None:
     if out != "-":
         click.echo(f"wrote {written:,} patient record{'s' * (written != 1)} (seed {seed}, as of "
                    f"{as_of.isoformat()}) to {out}", err=True)
+
+
+@cli.command()
+@click.argument("fhir_path", type=click.Path(exists=True))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="The folder to write the tables into (created if need be).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False), help="A local code mapping (TOML).")
+@click.option("--strict", is_flag=True, help="Stop at the first problem in the data (exit 1).")
+def convert(fhir_path: str, out: str, fmt: str, mapping: str | None, strict: bool) -> None:
+    """Turn FHIR R4 (bundles or bulk NDJSON) into the tabular layout (docs/data.md).
+
+    The FHIR load summary (read / loaded / skipped, problems) goes to stderr."""
+    from engine.readers import ReadError, read_fhir
+    from engine.tables import write_tables
+
+    try:
+        records, report = read_fhir(fhir_path, mapping=mapping, strict=strict)
+    except ReadError as exc:
+        raise click.ClickException(str(exc)) from None
+    counts = write_tables(records, out, fmt)
+    click.echo(report.summary(), err=True)
+    click.echo(f"wrote {counts['patients']:,} patients as {fmt} tables to {out} ("
+               + ", ".join(f"{t}: {n:,}" for t, n in counts.items() if t != "patients") + ")", err=True)
 
 
 @cli.command()
@@ -240,7 +280,8 @@ AS_OF = _LazyAsOf()
 @cli.command()
 @click.argument("protocol", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", required=True, type=click.Path(exists=True),
-              help="Record file (.jsonl from `pathways generate`) or FHIR R4 bundles / bulk NDJSON.")
+              help="Record file (.jsonl from `pathways generate`), a folder of tables (patients.csv or "
+                   "patients.parquet...) or FHIR R4 bundles / bulk NDJSON.")
 @click.option("--as-of", "as_of", required=True, type=AS_OF,
               help="The date the protocol is evaluated on (YYYY-MM-DD); there is no hidden clock.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")

@@ -1,7 +1,8 @@
 """`pathways run` and `pathways explain`: a protocol over a dataset, to files and a summary.
 
 Data come from the project's record files (JSON lines of PatientRecord, as
-written by `pathways generate`) or from FHIR R4 (bundles or bulk NDJSON,
+written by `pathways generate`), from a folder of tables (CSV or Parquet, see
+engine.tables) or from FHIR R4 (bundles or bulk NDJSON,
 through engine.readers). Nothing is dropped silently: the summary on stderr
 counts what was read, loaded and skipped, and why.
 """
@@ -76,10 +77,13 @@ def _open_text(path: Path):
 
 
 def load_data(path: str, strict: bool, mapping: str | None = None) -> Loaded:
-    """Read a dataset: record JSON lines, or FHIR R4 (bundles or bulk NDJSON)."""
+    """Read a dataset: record JSON lines, a folder of tables (patients.csv or
+    patients.parquet, see engine.tables), or FHIR R4 (bundles or bulk NDJSON)."""
     p = Path(path)
     if p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
         return read_records_jsonl(p, strict)
+    if p.is_dir() and any((p / f"patients.{suffix}").is_file() for suffix in ("csv", "parquet")):
+        return read_tables_folder(p, strict)
     try:
         from engine.readers import read_fhir
     except ImportError:  # the FHIR readers are not installed in this build
@@ -92,6 +96,19 @@ def load_data(path: str, strict: bool, mapping: str | None = None) -> Loaded:
         raise
     loaded = Loaded(records=list(records), report=report)
     loaded.read = getattr(report, "patients_read", len(loaded.records))
+    return loaded
+
+
+def read_tables_folder(path: Path, strict: bool) -> Loaded:
+    """The tabular layout (engine.tables): one CSV or Parquet table per kind of item."""
+    from engine.tables import TablesError, read_tables
+
+    try:
+        records, report = read_tables(path, strict=strict)
+    except TablesError as exc:
+        raise click.ClickException(str(exc)) from None
+    loaded = Loaded(records=records, report=report)
+    loaded.read = report.patients_read
     return loaded
 
 
