@@ -157,3 +157,22 @@ def test_a_dataset_with_no_patients_is_an_error_not_an_empty_success(tmp_path):
     done = cli("run", "library/evercare.pw", "--data", str(empty), "--as-of", AS_OF)
     assert done.returncode == 1
     assert "no patients were loaded" in done.stderr and f"{empty}:1: not JSON" in done.stderr
+
+
+def test_run_as_parquet_with_typed_outcome_columns(records_file, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "results.parquet"
+    done = cli("run", "library/castlefields.pw", "--data", str(records_file), "--as-of", AS_OF,
+               "--format", "parquet", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(out)
+    assert table.num_rows == 300
+    assert table.column_names == ["patient_id", "as_of", "protocol", "version", "sha256", "eligible", "criteria_met"]
+    assert str(table.schema.field("eligible").type) == "bool"
+    jsonl = cli("run", "library/castlefields.pw", "--data", str(records_file), "--as-of", AS_OF)
+    expected = [json.loads(line)["outcomes"]["eligible"] for line in jsonl.stdout.splitlines()]
+    assert table.column("eligible").to_pylist() == expected
+    no_file = cli("run", "library/castlefields.pw", "--data", str(records_file), "--as-of", AS_OF,
+                  "--format", "parquet")
+    assert no_file.returncode == 2 and "--format parquet needs --output" in no_file.stderr

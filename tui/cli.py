@@ -285,8 +285,9 @@ AS_OF = _LazyAsOf()
 @click.option("--as-of", "as_of", required=True, type=AS_OF,
               help="The date the protocol is evaluated on (YYYY-MM-DD); there is no hidden clock.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "fhir", "fhir-ndjson"]), default="jsonl",
-              show_default=True, help="fhir: a Bundle of RiskAssessments; fhir-ndjson: one per line.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "fhir", "fhir-ndjson"]),
+              default="jsonl", show_default=True,
+              help="parquet needs --output; fhir: a Bundle of RiskAssessments; fhir-ndjson: one per line.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), help="Write results here (default stdout).")
 @click.option("--explain", is_flag=True, help="Add each patient's explanation (JSONL only).")
 @click.option("--strict", is_flag=True, help="Stop at the first problem in the data (exit 1).")

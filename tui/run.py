@@ -187,6 +187,35 @@ def rows(program, results: list, fmt: str, explain: bool) -> Iterator[bytes]:
         yield buffer.getvalue().encode()
 
 
+def write_parquet(program, results: list, path: str) -> None:
+    """Results as a Parquet table: one row per patient, one typed column per outcome
+    (booleans and whole numbers keep their type; unknown is null; a range that
+    could not be settled is written as its JSON text in a text column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header = program.protocol.header
+    columns = {
+        "patient_id": pa.array([r.patient_id for r in results], pa.string()),
+        "as_of": pa.array([r.as_of for r in results], pa.date32()),
+        "protocol": pa.array([header.name] * len(results), pa.string()),
+        "version": pa.array([header.version] * len(results), pa.string()),
+        "sha256": pa.array([program.protocol.sha256] * len(results), pa.string()),
+    }
+    for name in program.outcome_names:
+        values = [r.values()[name] for r in results]
+        present = [v for v in values if v is not None]
+        if all(isinstance(v, bool) for v in present):
+            columns[name] = pa.array(values, pa.bool_())
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            columns[name] = pa.array(values, pa.int64())
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            columns[name] = pa.array([None if v is None else float(v) for v in values], pa.float64())
+        else:
+            columns[name] = pa.array([None if v is None else _csv_value(v) for v in values], pa.string())
+    pq.write_table(pa.table(columns), path)
+
+
 def _csv_value(value) -> str:
     if value is None:
         return ""
@@ -235,6 +264,12 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
                                                              explain=traced), len(loaded.records)))
     except engine.EngineError as exc:
         raise click.ClickException(str(exc)) from None
+    if fmt == "parquet":
+        if not output:
+            raise click.UsageError("--format parquet needs --output FILE")
+        write_parquet(program, results, output)
+        click.echo(_summary(program, results, loaded), err=True)
+        return
     sink = open(output, "wb") if output else sys.stdout.buffer
     try:
         for chunk in rows(program, results, fmt, explain):
