@@ -483,7 +483,7 @@ class _Patient:
     # --- helpers -----------------------------------------------------------------------------
     def sid(self, kind: str) -> str:
         self.n += 1
-        return f"{self.pid}/{kind}/{self.n}"
+        return f"{self.pid}-{kind.replace('_', '-')}-{self.n}"  # letters, digits, `-`: a valid FHIR id
 
     def partial(self, day: dt.date, month: float = 0.0, year: float = 0.0) -> PartialDate:
         """``day``, known to the day or (with these chances) only to the month or the year."""
@@ -784,17 +784,18 @@ class _Patient:
                 chosen[drug] = ("", True)
         out: list[Medication] = []
         as_of = self.as_of
+        last = min(as_of, self.until)  # the record ends at death: nothing starts after it
         for drug, (fam, current) in chosen.items():
             onset = self.onsets.get(fam, self.birth + dt.timedelta(days=int(max(0.0, self.age - 10) * YEAR)))
-            years_on = min((as_of - onset).days / YEAR, rng.expovariate(1 / 4.0))
-            start_day = as_of - dt.timedelta(days=int(max(0.05, years_on) * YEAR))
+            years_on = min((last - onset).days / YEAR, rng.expovariate(1 / 4.0))
+            start_day = last - dt.timedelta(days=int(max(0.05, years_on) * YEAR))
             if current:  # for a current condition (or of age)
                 status = rng.choices(("active", "on_hold", "stopped", "completed"), (86, 2, 10, 2))[0]
             else:  # for a condition that has resolved
                 status = rng.choices(("active", "stopped", "completed"), (20, 70, 10))[0]
             end = None
             if status in ("stopped", "completed"):
-                end = self.partial(start_day + (as_of - start_day) * rng.random(), month=0.02)
+                end = self.partial(start_day + (last - start_day) * rng.random(), month=0.02)
             elif self.until < as_of:
                 status, end = "stopped", _pdate(self.until.isoformat())
             cost = _DRUG_COST[drug]

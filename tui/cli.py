@@ -175,10 +175,13 @@ def _count(ctx, param, value: int) -> int:
 @click.option("--seed", type=int, default=1, show_default=True, help="The same seed gives the same patients.")
 @click.option("--as-of", "as_of", default=DEFAULT_AS_OF, show_default=True, callback=_as_of,
               help="The date the extract is taken on (YYYY-MM-DD).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
-              show_default=True, help="jsonl: one record a line; csv/parquet: one table per kind of item.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "bundles", "ndjson"]),
+              default="jsonl", show_default=True,
+              help="jsonl: one record a line; csv/parquet: one table per kind of item; bundles: one FHIR R4 "
+                   "Bundle per patient; ndjson: FHIR R4 Bulk Data, one file per resource type.")
 @click.option("--out", "out", required=True, type=click.Path(allow_dash=True),
-              help="jsonl: the file to write ('-' for standard output); csv/parquet: the folder to write.")
+              help="jsonl: the file to write ('-' for standard output); csv/parquet/bundles/ndjson: the "
+                   "folder to write.")
 def generate(patients: int, seed: int, as_of, fmt: str, out: str) -> None:
     """Generate a synthetic population as JSON lines or as tables.
 
@@ -186,9 +189,21 @@ def generate(patients: int, seed: int, as_of, fmt: str, out: str) -> None:
     project's own lossless record format, read back with
     PatientRecord.model_validate_json. csv/parquet: the tabular layout of
     docs/data.md, one table per kind of item, written into the folder --out.
+    bundles/ndjson: FHIR R4 that `pathways run --data FOLDER` reads back
+    (docs/data.md, "Writing FHIR"), written into the folder --out.
     It streams: memory stays flat whatever --patients is."""
     from engine.generate import generate as gen
 
+    if fmt in ("bundles", "ndjson"):
+        from engine.fhir_write import write_bundles, write_ndjson
+
+        if out == "-" or Path(out).is_file():
+            raise click.BadParameter(f"{out!r}: --format {fmt} writes FHIR files into a folder", param_hint="--out")
+        counts = (write_bundles if fmt == "bundles" else write_ndjson)(gen(patients, seed, as_of), out)
+        written = counts.get("Patient", 0)
+        click.echo(f"wrote {written:,} patient{'s' * (written != 1)} (seed {seed}, as of {as_of.isoformat()}) "
+                   f"as FHIR R4 {fmt} to {out}", err=True)
+        return
     if fmt != "jsonl":
         from engine.tables import write_tables
 
