@@ -27,7 +27,8 @@ ImportFn = Callable[[Unit, str, m.Span], "Unit | None"]
 ReadFn = Callable[[Unit, str, m.Span], "str | None"]
 
 _BRACES = re.compile(r"\{[^{}\n]*\}")
-_INTERPOLATION = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
+#: ``{name}`` or ``{alias.name}`` in care-plan text
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
 
 
 def name_span(unit: Unit, decl: m.Decl | m.Step | m.Exit) -> m.Span:
@@ -292,12 +293,12 @@ def _check_plan_texts(unit: Unit) -> None:
             seen.setdefault(section.section, section)
             for item in section.items:
                 for match in _BRACES.finditer(item.text):
-                    if not _INTERPOLATION.fullmatch(match.group(0)):
+                    if not PLACEHOLDER.fullmatch(match.group(0)):
                         unit.sink.warning("PW253", f"`{match.group(0)}` in this text is not a placeholder",
                                           find_span(unit, item.span, re.escape(match.group(0))),
                                           help="placeholders are a lower-case name in braces with no spaces, "
                                                "e.g. `{ltc_count}`")
-                for match in _INTERPOLATION.finditer(item.text):
+                for match in PLACEHOLDER.finditer(item.text):
                     name = match.group(1)
                     ns, _, base = name.rpartition(".")
                     ref = m.Ref(span=find_span(unit, item.span, re.escape(match.group(0))), name=base,

@@ -9,18 +9,14 @@ once, not again by every expression that contains it.
 
 from __future__ import annotations
 
-import re
 
 from pathways import model as m
 from pathways import schema
 from pathways.schema import BOOL, COUNT, DATE, DURATION, PERCENT, TEXT, UNKNOWN, Type
 
 from .diagnostics import did_you_mean
-from .resolve import lookup, name_span, report_unknown
+from .resolve import PLACEHOLDER, lookup, name_span, report_unknown
 from .unit import Unit
-
-#: ``{name}`` or ``{alias.name}`` in care-plan text
-PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\}")
 
 LEVEL = Type("level")
 VALUE_SET = Type("value_set")

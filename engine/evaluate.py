@@ -335,14 +335,14 @@ class CompiledProtocol:
             items = source(ctx)
             if items is None:
                 return None
-            sure, maybe = [], list(items.maybe)
+            sure, maybe = [], []
             for item in items.sure:
                 holds = test(item, ctx)
                 if holds:
                     sure.append(item)
                 elif holds is None:
                     maybe.append(item)
-            maybe = [it for it in maybe if test(it, ctx) is not False]
+            maybe.extend(it for it in items.maybe if test(it, ctx) is not False)
             cleared = None if items.cleared is None else [it for it in items.cleared if test(it, ctx)]
             return Items(items.kind, sure, maybe, items.window, cleared)
         return filter_

@@ -116,6 +116,8 @@ class Program:
         self._fast = _build(protocol, tracing=False)
         self._traced: CompiledProtocol | None = None
         self._lock = threading.Lock()
+        self._checked: dict[tuple, dict[str, dict]] = {}  # overrides already checked, by their text
+        self._terms = self._find_population_terms()
 
     def _compiled(self, explain: bool) -> CompiledProtocol:
         if not explain:
@@ -129,25 +131,32 @@ class Program:
         """Check overrides (as protocol text: ``"12 months"``) and turn them into runtime values."""
         if not values:
             return {}
-        return _overrides(self.protocol, tuple(sorted((k, str(v)) for k, v in values.items())))
+        key = tuple(sorted((k, str(v)) for k, v in values.items()))
+        found = self._checked.get(key)
+        if found is None:  # compiling overrides is costly; an embedding system repeats the same ones
+            found = self._checked[key] = _overrides(self.protocol, key)
+        return found
 
     def evaluate(self, record: PatientRecord, as_of, parameters: dict[str, str] | None = None,
                  explain: bool = False, population: dict | None = None) -> Result:
         """Evaluate every outcome for one patient on ``as_of``."""
         day = _as_date(as_of)
         overrides = self.parameters(parameters)
-        return self._evaluate(record, day, overrides, dict(parameters or {}), explain, population)
+        return self._evaluate(record, day, overrides, _shown(parameters), explain, population)
 
     def _evaluate(self, record, day, overrides, shown, explain, population) -> Result:
         compiled = self._compiled(explain)
         trace = {} if explain else None
         ctx = Ctx(compiled, RecordIndex(record), day, overrides, trace, population)
         outcomes = {name: compiled.fns[name](ctx) for name in self.outcome_names}
-        return Result(record.patient.id, day, outcomes, self, {k: str(v) for k, v in shown.items()}, record, trace,
+        return Result(record.patient.id, day, outcomes, self, dict(shown), record, trace,
                       population if explain else None)
 
     def population_terms(self) -> list[tuple[str, CompiledProtocol, m.Expr]]:
         """(protocol path, compiled owner, term) for every rank/percentile term."""
+        return self._terms
+
+    def _find_population_terms(self) -> list[tuple[str, CompiledProtocol, m.Expr]]:
         out = []
         stack = [("", self._fast)]
         while stack:
@@ -189,19 +198,20 @@ class Program:
         """
         day = _as_date(as_of)
         overrides = self.parameters(parameters)
-        shown = dict(parameters or {})
+        shown = _shown(parameters)
         population = None
-        if callable(records):
-            source = records
-        else:
-            source = None
-        if self.population_terms():
-            if source is None:
-                held = list(records)
-                source = lambda: held  # noqa: E731 - the records held between the passes
-            population = self.distributions(source(), day, parameters)
-        for record in (source() if source is not None else records):
+        if self._terms:
+            if not callable(records):
+                held = list(records)  # no way to read them twice: hold them between the passes
+                records = lambda: held  # noqa: E731
+            population = self.distributions(records(), day, parameters)
+        for record in (records() if callable(records) else records):
             yield self._evaluate(record, day, overrides, shown, explain, population)
+
+
+def _shown(parameters: dict | None) -> dict[str, str]:
+    """Overrides as the envelope quotes them."""
+    return {k: str(v) for k, v in (parameters or {}).items()}
 
 
 def _overrides(protocol: m.Protocol, items: tuple[tuple[str, str], ...]) -> dict[str, dict]:

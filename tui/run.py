@@ -116,8 +116,9 @@ def _summary(program, results: list, loaded: Loaded) -> str:
     lines = []
     name = program.protocol.header
     lines.append(f"{name.name} {name.version}: {len(results)} patient{'s' * (len(results) != 1)} evaluated")
+    values = [r.values() for r in results]
     for outcome in program.outcome_names if results else ():
-        counts = Counter(_key(r.values()[outcome]) for r in results)
+        counts = Counter(_key(v[outcome]) for v in values)
         parts = ", ".join(f"{value}: {n}" for value, n in sorted(counts.items(), key=_order))
         lines.append(f"  {outcome}: {parts}")
     if loaded.report is not None and hasattr(loaded.report, "summary"):
@@ -202,8 +203,9 @@ def write_parquet(program, results: list, path: str) -> None:
         "version": pa.array([header.version] * len(results), pa.string()),
         "sha256": pa.array([program.protocol.sha256] * len(results), pa.string()),
     }
+    rows_of = [r.values() for r in results]
     for name in program.outcome_names:
-        values = [r.values()[name] for r in results]
+        values = [row[name] for row in rows_of]
         present = [v for v in values if v is not None]
         if all(isinstance(v, bool) for v in present):
             columns[name] = pa.array(values, pa.bool_())
