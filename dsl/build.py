@@ -447,6 +447,10 @@ class BuildModel(Transformer):
         return m.ItemsMet(span=self.span(meta), target=ref)
 
     @v_args(inline=True, meta=True)
+    def possible_levels(self, meta, ref):
+        return m.PossibleLevels(span=self.span(meta), target=ref)
+
+    @v_args(inline=True, meta=True)
     def where(self, meta, source, cond):
         return m.Filter(span=self.span(meta), source=source, condition=cond)
 

@@ -113,6 +113,8 @@ def _expr(node, closed: bool = False) -> _Text:
         return _Text(f"percentile of {_at(node.value, SUM).text} in {node.group}", AGG, False)
     if isinstance(node, m.ItemsMet):
         return _Text(f"items met in {node.target.dotted}", AGG, False)
+    if isinstance(node, m.PossibleLevels):
+        return _Text(f"possible higher levels of {node.target.dotted}", AGG, False)
     if isinstance(node, m.Filter):
         return _Text(f"{_at(node.source, POST).text} where {_condition(node.condition).text}", POST, True)
     if isinstance(node, m.Window):

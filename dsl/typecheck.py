@@ -495,16 +495,27 @@ class Checker:
             self._bool_operand(it.expr, None, f'item "{it.label or _ref_text(it.expr)}"')
         return BOOL
 
-    def _items_met(self, e: m.ItemsMet, item, sym):
-        t = self._ref(e.target, None, None)
-        target = self.unit.targets.get(id(e.target), "")
-        decl = None
+    def _target_decl(self, ref: m.Ref):
+        target = self.unit.targets.get(id(ref), "")
         if target.startswith("decl:"):
-            decl = self.unit.decls.get(target[5:])
-        elif target.startswith("import:"):
+            return self.unit.decls.get(target[5:])
+        if target.startswith("import:"):
             alias, _, name = target[7:].partition(":")
             imported = self.unit.imports.get(alias)
-            decl = imported.decls.get(name) if imported else None
+            return imported.decls.get(name) if imported else None
+        return None
+
+    def _possible_levels(self, e: m.PossibleLevels, item, sym):
+        t = self._ref(e.target, None, None)
+        if t is not UNKNOWN and not isinstance(self._target_decl(e.target), m.Levels):
+            self.sink.error("PW319", f"`{e.target.dotted}` is not a list of levels", e.target.span,
+                            help="`possible higher levels of` names a `levels` declaration")
+            return UNKNOWN
+        return Type("list", "levels")
+
+    def _items_met(self, e: m.ItemsMet, item, sym):
+        t = self._ref(e.target, None, None)
+        decl = self._target_decl(e.target)
         if t is not UNKNOWN and not (isinstance(decl, m.Definition) and isinstance(decl.expr, m.ItemList)):
             self.sink.error("PW318", f"`{e.target.dotted}` is not a list of items", e.target.span,
                             help="`items met in` counts the true items of an `all of` / `any of` / `at least N of` list")

@@ -593,6 +593,27 @@ class CompiledProtocol:
             return true if not unknown else Rng(true, true + unknown)
         return items_met
 
+    def _x_possible_levels(self, node: m.PossibleLevels) -> Fn:
+        kind, _, rest = node.target.target.partition(":")
+        if kind == "decl":
+            owner, name, via = self, rest, None
+        else:
+            via, _, name = rest.partition(":")
+            owner = self.imports[via]
+        conditions = [(lv.number, owner.expr(lv.condition)) for lv in owner.decls[name].levels]
+
+        def possible_levels(ctx: Ctx):
+            inner = ctx.sub(via) if via else ctx
+            possible = []
+            for number, cond in conditions:  # first match wins: stop at the level assigned
+                holds = cond(inner)
+                if holds is True:
+                    break
+                if holds is None:
+                    possible.append(number)
+            return tuple(possible)
+        return possible_levels
+
 
 # --- helpers ------------------------------------------------------------------------------------
 

@@ -242,4 +242,6 @@ def to_json(v):
         return v.lo.isoformat() if v.lo == v.hi else {"between": [v.lo.isoformat(), v.hi.isoformat()]}
     if isinstance(v, Items):
         return {"count": len(v.sure), "maybe": len(v.maybe)}
+    if isinstance(v, tuple):
+        return [to_json(x) for x in v]
     return str(v)

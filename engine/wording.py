@@ -155,6 +155,10 @@ def show(v, unit: str | None = None) -> str:
         return head + (f", and {k} that may belong" if k else "")
     if isinstance(v, (frozenset, set)):
         return f"{len(v)} codes"
+    if isinstance(v, tuple):  # possible higher levels
+        if not v:
+            return "none"
+        return ("level " if len(v) == 1 else "levels ") + " or ".join(str(x) for x in v)
     return str(v)
 
 

@@ -238,11 +238,19 @@ class ItemsMet(Expr):
     target: Ref
 
 
+class PossibleLevels(Expr):
+    """``possible higher levels of level``: the levels above the one assigned
+    whose condition is unknown, which recording the missing data might reach."""
+
+    kind: Literal["possible_levels"] = "possible_levels"
+    target: Ref
+
+
 AnyExpr = Annotated[
     Union[
         Quantity, Text, Boolean, DateLiteral, Ref, Not, Negate, Binary, Compare,
         InValueSet, Filter, Window, Aggregate, PerPeriod, Ago, Percentile, InTop,
-        ItemList, ItemsMet,
+        ItemList, ItemsMet, PossibleLevels,
     ],
     Field(discriminator="kind"),
 ]
@@ -493,5 +501,5 @@ class Protocol(Node):
 
 
 for _cls in (Not, Negate, Binary, Compare, Filter, Window, Aggregate, PerPeriod, Percentile,
-             InTop, Item, ItemList, ItemsMet, Use, Protocol):
+             InTop, Item, ItemList, ItemsMet, PossibleLevels, Use, Protocol):
     _cls.model_rebuild()

@@ -332,6 +332,13 @@ def explain(protocol, data, patient, as_of, params, fmt, strict, mapping) -> Non
     explain_command(protocol, data, patient, as_of, params, fmt, strict, mapping)
 
 
+# Commands that live in their own modules. Each module imports only click at
+# the top and loads what it needs inside the command, so `pathways --help`
+# stays fast and never loads textual, duckdb or fastapi.
+# (one line per module; keep them sorted)
+# -- end of command modules --
+
+
 def main() -> None:
     """Console entry point: usage errors exit 2, input errors 1, never a traceback."""
     try:

@@ -211,6 +211,8 @@ def write_parquet(program, results: list, path: str) -> None:
             columns[name] = pa.array(values, pa.bool_())
         elif all(isinstance(v, int) and not isinstance(v, bool) for v in present):
             columns[name] = pa.array(values, pa.int64())
+        elif present and all(isinstance(v, list) and all(type(x) is int for x in v) for v in present):
+            columns[name] = pa.array(values, pa.list_(pa.int64()))  # possible higher levels
         elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
             columns[name] = pa.array([None if v is None else float(v) for v in values], pa.float64())
         else:
