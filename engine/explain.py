@@ -36,6 +36,9 @@ from .wording import (
 )
 
 
+_MISSING = object()
+
+
 # --- the builder ------------------------------------------------------------------------------
 
 class _Builder(_Measures):
@@ -49,8 +52,22 @@ class _Builder(_Measures):
         self.root: m.Protocol = result.program.protocol
         self.population = getattr(result, "population", None)
         self.expanded: dict[str, dict] = {}  # decl id -> its expanded node (a definition is expanded once)
-        self.evidence = _Evidence(_code_displays(self.root))
+        # What does not depend on the patient (expression text, descriptions,
+        # code displays) is worked out once per program and kept with it.
+        self.static: dict = result.program.__dict__.setdefault("_explain_static", {})
+        self.params_key = tuple(sorted(result.parameters.items()))
+        self.evidence = _Evidence(self.once(("displays",), lambda: _code_displays(self.root)))
         self._overrides: dict | None = None
+
+    def once(self, key: tuple, make):
+        """``make()``, computed once per program for ``key`` (values are deterministic, so a race is harmless)."""
+        found = self.static.get(key, _MISSING)
+        if found is _MISSING:
+            found = self.static[key] = make()
+        return found
+
+    def text(self, expr) -> str:
+        return self.once(("text", id(expr)), lambda: _text(expr))
 
     def value(self, node_id: str):
         """The traced value of a node, or _NOT_EVALUATED when the evaluation never reached it."""
@@ -73,6 +90,10 @@ class _Builder(_Measures):
 
     # --- units --------------------------------------------------------------------------------
     def unit_of(self, node, proto: m.Protocol) -> str | None:
+        """The unit a node's value is shown in (patient-independent, so worked out once)."""
+        return self.once(("unit", id(node), id(proto)), lambda: self._unit_of(node, proto))
+
+    def _unit_of(self, node, proto: m.Protocol) -> str | None:
         if isinstance(node, m.Quantity):
             return node.unit
         if isinstance(node, m.Ref):
@@ -105,6 +126,9 @@ class _Builder(_Measures):
     # --- plain words ----------------------------------------------------------------------------
     def describe(self, node, proto: m.Protocol) -> str:
         """An expression in plain words, with parameter values filled in."""
+        return self.once(("describe", id(node), id(proto), self.params_key), lambda: self._describe(node, proto))
+
+    def _describe(self, node, proto: m.Protocol) -> str:
         d = lambda n: self.describe(n, proto)  # noqa: E731
         if isinstance(node, m.Ref):
             kind, owner, decl = self.resolve(node, proto)
@@ -124,7 +148,7 @@ class _Builder(_Measures):
                 return f"{d(node.source)} between {d(node.start)} and {d(node.end)}"
             return f"{d(node.source)} {node.mode} {d(node.start)}"
         if isinstance(node, m.Filter):
-            return f"{d(node.source)} where {_text(node.condition)}"
+            return f"{d(node.source)} where {self.text(node.condition)}"
         if isinstance(node, m.Aggregate):
             if node.op == "count":
                 return f"count of {d(node.source)}"
@@ -155,7 +179,7 @@ class _Builder(_Measures):
             return f"percentile of {d(node.value)} in the {node.group}"
         if isinstance(node, m.ItemsMet):
             return f"number of items met in {d(node.target)}"
-        return _text(node)
+        return self.text(node)
 
     def _static(self, node, proto: m.Protocol):
         """The value of a literal or a parameter the evaluation did not reach (for display)."""
@@ -189,7 +213,7 @@ class _Builder(_Measures):
         if isinstance(expr, m.Not):
             v = self.value(expr.id)
             child = self.node(expr.operand, proto)
-            return _node(expr.id, "not", v, expression=_text(expr), children=[child],
+            return _node(expr.id, "not", v, expression=self.text(expr), children=[child],
                          summary=f"not: {_truth_word(v)}")
         if isinstance(expr, m.Ref):
             kind, owner, decl = self.resolve(expr, proto)
@@ -211,7 +235,7 @@ class _Builder(_Measures):
         children = [self.node(p, proto) for p in parts]
         held = sum(1 for c in children if c["status"] == "true")
         summary = f"{expr.op}: {_truth_word(v)} ({held} of {len(children)} hold)"
-        return _node(expr.id, expr.op, v, expression=_text(expr), children=children, summary=summary)
+        return _node(expr.id, expr.op, v, expression=self.text(expr), children=children, summary=summary)
 
     def item_list(self, expr: m.ItemList, proto: m.Protocol) -> dict:
         v = self.value(expr.id)
@@ -230,9 +254,9 @@ class _Builder(_Measures):
             n_value = self.value(expr.minimum.id)
             n_range = number_range(n_value) if n_value is not _NOT_EVALUATED else None
             need = int(n_range[0]) if n_range and n_range[0] == n_range[1] else None
-            authored = head = f"at least {_text(expr.minimum)} of"
+            authored = head = f"at least {self.text(expr.minimum)} of"
             if isinstance(expr.minimum, m.Ref):
-                head = f"at least {_text(expr.minimum)} ({show(n_value)}) of"
+                head = f"at least {self.text(expr.minimum)} ({show(n_value)}) of"
         else:
             need = {"all": len(children), "any": 1, "none": 0}[expr.quantifier]
             authored = head = _QUANTIFIER_WORDS[expr.quantifier]
@@ -266,7 +290,7 @@ class _Builder(_Measures):
                 met = [it.label for it in decl.expr.items if self.value(it.id) is True]
         total = len(decl.expr.items) if kind == "decl" and isinstance(getattr(decl, "expr", None), m.ItemList) else None
         summary = f"items met: {show(v)}" + (f" of {total}" if total is not None else "")
-        node = _node(expr.id, "items_met", v, expression=_text(expr), children=children, summary=summary)
+        node = _node(expr.id, "items_met", v, expression=self.text(expr), children=children, summary=summary)
         node["met"] = met
         return node
 
@@ -293,7 +317,7 @@ class _Builder(_Measures):
             return node
         self.expanded[decl.id] = node
         if isinstance(decl, m.Definition):
-            node["expression"] = _text(decl.expr) if not isinstance(decl.expr, m.ItemList) else None
+            node["expression"] = self.text(decl.expr) if not isinstance(decl.expr, m.ItemList) else None
             if node["expression"] is None:
                 del node["expression"]
             node["children"] = [self.node(decl.expr, owner)]
@@ -391,9 +415,9 @@ class _Builder(_Measures):
         v = self.value(expr.id)
         description = self.describe(expr, proto)
         unit = self.unit_of(expr, proto)
-        node = _node(expr.id, "expression", v, expression=_text(expr), description=description,
+        node = _node(expr.id, "expression", v, expression=self.text(expr), description=description,
                      display=show(v, unit))
-        inner = list(_inner_nodes(expr))
+        inner = self.once(("inner", id(expr)), lambda: list(_inner_nodes(expr)))
         children: list[dict] = []
         params: list[dict] = []
         code_lists: list[dict] = []
@@ -423,7 +447,7 @@ class _Builder(_Measures):
                 missing.extend(self._patient_missing(decl, self.value(sub.id), v))
                 facts.append(self._fact(decl))
         # value sets named inside `where` filters
-        for sub in _filter_value_sets(expr):
+        for sub in self.once(("filter_value_sets", id(expr)), lambda: tuple(_filter_value_sets(expr))):
             kind, owner, decl = self.resolve(sub, proto)
             if kind == "decl" and isinstance(decl, m.ValueSet) and decl.id not in seen_refs:
                 seen_refs.add(decl.id)
