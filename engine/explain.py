@@ -411,28 +411,48 @@ class _Builder(_Measures):
         return f"{band.label} ({band.name})" if band.label else band.name
 
     # --- leaves ---------------------------------------------------------------------------------
+    def _leaf_plan(self, expr, proto: m.Protocol):
+        """What a leaf names, worked out once per program: the references it explains
+        (parameters, code lists, definitions, facts about the patient; each once, in
+        authored order), the code lists inside its `where` filters, and its aggregates."""
+        inner = list(_inner_nodes(expr))
+        refs, seen = [], set()
+        for sub in inner:
+            if not isinstance(sub, m.Ref):
+                continue
+            kind, owner, decl = self.resolve(sub, proto)
+            if kind == "decl" and decl is not None:
+                if decl.id in seen:
+                    continue
+                seen.add(decl.id)
+                if isinstance(decl, (m.Parameter, m.ValueSet, m.Definition, m.Score, m.Bands, m.Levels)):
+                    refs.append((sub, kind, owner, decl))
+            elif kind == "patient" and decl not in seen:
+                seen.add(decl)
+                refs.append((sub, kind, owner, decl))
+        value_sets = []
+        for sub in _filter_value_sets(expr):
+            kind, owner, decl = self.resolve(sub, proto)
+            if kind == "decl" and isinstance(decl, m.ValueSet) and decl.id not in seen:
+                seen.add(decl.id)
+                value_sets.append({"name": self.dotted(decl, owner), "label": decl.label, "codes": len(decl.codes)})
+        aggregates = [sub for sub in inner if isinstance(sub, (m.Aggregate, m.PerPeriod))]
+        return tuple(refs), tuple(value_sets), tuple(aggregates)
+
     def leaf(self, expr, proto: m.Protocol) -> dict:
         v = self.value(expr.id)
         description = self.describe(expr, proto)
         unit = self.unit_of(expr, proto)
         node = _node(expr.id, "expression", v, expression=self.text(expr), description=description,
                      display=show(v, unit))
-        inner = self.once(("inner", id(expr)), lambda: list(_inner_nodes(expr)))
+        refs, value_sets, aggregates = self.once(("leaf", id(expr), id(proto)), lambda: self._leaf_plan(expr, proto))
         children: list[dict] = []
         params: list[dict] = []
         code_lists: list[dict] = []
         missing: list[dict] = []
         facts: list[dict] = []
-        seen_refs: set[str] = set()
-        for sub in inner:
-            if not isinstance(sub, m.Ref):
-                continue
-            kind, owner, decl = self.resolve(sub, proto)
-            if kind == "decl" and decl is not None:
-                key = decl.id
-                if key in seen_refs:
-                    continue
-                seen_refs.add(key)
+        for sub, kind, owner, decl in refs:
+            if kind == "decl":
                 if isinstance(decl, m.Parameter):
                     pv = self._param_value(sub, decl, owner)
                     params.append({"name": self.dotted(decl, owner), "label": decl.label,
@@ -440,29 +460,22 @@ class _Builder(_Measures):
                 elif isinstance(decl, m.ValueSet):
                     code_lists.append({"name": self.dotted(decl, owner), "label": decl.label,
                                        "codes": len(decl.codes)})
-                elif isinstance(decl, (m.Definition, m.Score, m.Bands, m.Levels)):
+                else:
                     children.append(self.decl_node(decl, owner, self.value(sub.id)))
-            elif kind == "patient" and decl not in seen_refs:
-                seen_refs.add(decl)
+            else:
                 missing.extend(self._patient_missing(decl, self.value(sub.id), v))
                 facts.append(self._fact(decl))
-        # value sets named inside `where` filters
-        for sub in self.once(("filter_value_sets", id(expr)), lambda: tuple(_filter_value_sets(expr))):
-            kind, owner, decl = self.resolve(sub, proto)
-            if kind == "decl" and isinstance(decl, m.ValueSet) and decl.id not in seen_refs:
-                seen_refs.add(decl.id)
-                code_lists.append({"name": self.dotted(decl, owner), "label": decl.label, "codes": len(decl.codes)})
+        code_lists.extend(dict(entry) for entry in value_sets)
 
         evidence = []
-        for sub in inner:
-            if isinstance(sub, (m.Aggregate, m.PerPeriod)):
-                ev = self.aggregate_evidence(sub, proto)
-                if ev is not None:
-                    evidence.append(ev)
-                    if ev["might_count"] and (v is None or isinstance(v, Rng)):
-                        for item in ev["might_count"]:
-                            missing.append({"what": item["reason"], "action": item["action"],
-                                            "source_id": item["source_id"]})
+        for sub in aggregates:
+            ev = self.aggregate_evidence(sub, proto)
+            if ev is not None:
+                evidence.append(ev)
+                if ev["might_count"] and (v is None or isinstance(v, Rng)):
+                    for item in ev["might_count"]:
+                        missing.append({"what": item["reason"], "action": item["action"],
+                                        "source_id": item["source_id"]})
         ranking = None
         if isinstance(expr, (m.InTop, m.Percentile)):
             ranking = self.ranking(expr, proto)
