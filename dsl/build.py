@@ -285,7 +285,7 @@ class BuildModel(Transformer):
     @v_args(inline=True, meta=True)
     def care_plan(self, meta, name, label, pathway, *sections):
         return m.CarePlan(span=self.span(meta), name=str(name), label=self.string(label),
-                          pathway=str(pathway) if pathway else None, sections=tuple(sections))
+                          pathway=pathway.dotted if pathway else None, sections=tuple(sections))
 
     @v_args(inline=True, meta=True)
     def section(self, meta, kind, label, *items):
@@ -298,19 +298,29 @@ class BuildModel(Transformer):
     # tests
     @v_args(inline=True, meta=True)
     def test(self, meta, name, *parts):
-        fields: dict = {"as_of": None, "overrides": [], "facts": [], "expectations": []}
-        for part in parts:
-            key, value = part
+        fields: dict = {"as_of": None, "overrides": [], "facts": [], "expectations": [], "reasons": [],
+                        "ranked_among": [], "patient": None}
+        flat = [p for part in parts for p in (part if isinstance(part, list) else [part])]
+        for key, value in flat:
             if key == "as_of":
                 if fields["as_of"] is not None:
                     self.sink.error("PW113", "a test has one `as of` date", self.span(meta),
                                     help=f"this test already says `as of {fields['as_of']}`")
                 fields["as_of"] = value
+            elif key == "patient":
+                if value is not None:
+                    fields["patient"] = value
             else:
                 fields[key].extend(value)
         return m.ProtocolTest(span=self.span(meta), name=_unquote(name), as_of=fields["as_of"],
                               overrides=tuple(fields["overrides"]), facts=tuple(fields["facts"]),
-                              expectations=tuple(fields["expectations"]))
+                              expectations=tuple(fields["expectations"]), reasons=tuple(fields["reasons"]),
+                              ranked_among=tuple(fields["ranked_among"]), patient=fields["patient"])
+
+    @v_args(inline=True, meta=True)
+    def shared_patient(self, meta, name, label, *facts):
+        return m.ProtocolTest(span=self.span(meta), name=str(name), label=self.string(label),
+                              facts=tuple(facts), shared=True)
 
     @v_args(inline=True)
     def test_as_of(self, date):
@@ -327,16 +337,48 @@ class BuildModel(Transformer):
     def test_with(self, meta, ref, value):
         return ("overrides", [m.Override(span=self.span(meta), parameter=ref.dotted, value=value)])
 
+    def test_patient(self, children):
+        name, *facts = children
+        return [("patient", str(name) if name is not None else None), ("facts", list(facts))]
+
     @v_args(inline=True)
-    def test_patient(self, *facts):
-        return ("facts", list(facts))
+    def test_patient_named(self, name):
+        return [("patient", str(name))]
 
     @v_args(inline=True, meta=True)
-    def fact(self, meta, verb, *args):
-        for arg in args:
-            if isinstance(arg, Token) and arg.type == "DATE":
-                self._check_date(arg)
-        return m.Fact(span=self.span(meta), verb=str(verb), args=tuple(str(a) for a in args))
+    def fact(self, meta, *words):
+        # dates and everything else in a fact are checked by dsl.facts, which reads facts
+        verb, *args = (str(w) for w in words)
+        return m.Fact(span=self.span(meta), verb=verb, args=tuple(args))
+
+    @v_args(inline=True)
+    def dotted_arg(self, alias, name):
+        return f"{alias}.{name}"
+
+    @v_args(inline=True)
+    def test_ranked(self, *numbers):
+        return ("ranked_among", [self.number(n) for n in numbers])
+
+    @v_args(inline=True, meta=True)
+    def test_expect_unknown(self, meta, ref):
+        return ("expectations", [m.Expectation(span=self.span(meta), outcome=ref.dotted, value=None)])
+
+    @v_args(inline=True, meta=True)
+    def test_reason(self, meta, what, within, state):
+        label = _unquote(what) if isinstance(what, Token) else None
+        name = what.dotted if isinstance(what, m.Ref) else None
+        return ("reasons", [m.ReasonExpectation(span=self.span(meta), label=label, name=name,
+                                                within=str(within) if within is not None else None,
+                                                state=state)])
+
+    def met(self, _):
+        return "met"
+
+    def not_met(self, _):
+        return "not_met"
+
+    def unknown_state(self, _):
+        return "unknown"
 
     @v_args(inline=True)
     def money_arg(self, number):

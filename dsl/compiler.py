@@ -50,8 +50,12 @@ class Compiled:
 class Session:
     """Compiles files, sharing imports between them and detecting import cycles."""
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, *, max_file_bytes: int | None = None,
+                 max_depth: int | None = None):
         self.root = root.resolve() if root else None
+        # Limits an embedding system may lower (engine.limits); None keeps the defaults.
+        self.max_file_bytes = max_file_bytes if max_file_bytes is not None else MAX_FILE_BYTES
+        self.max_depth = max_depth
         self.units: dict[Path, Unit] = {}
         self.lowered: dict[Path, m.Protocol | None] = {}
         self.in_progress: list[Path] = []
@@ -64,8 +68,8 @@ class Session:
             reason = "it does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror or str(exc)
             sink.error("PW600", f"cannot read {display}: {reason}", span or m.NOWHERE)
             return None
-        if len(data) > MAX_FILE_BYTES:
-            sink.error("PW109", f"{display} is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}",
+        if len(data) > self.max_file_bytes:
+            sink.error("PW109", f"{display} is {len(data):,} bytes; the limit is {self.max_file_bytes:,}",
                        span or m.NOWHERE, help="split it into several protocols joined with `uses`")
             return None
         try:
@@ -110,6 +114,8 @@ class Session:
         """Run every pass over one text; imports are compiled through this session."""
         unit = Unit(file=file, source=source, sink=Sink(file), path=path)
         unit.collect(parse(source, unit.sink))
+        if self.max_depth is not None:
+            _check_depth(unit, self.max_depth)
         resolve.resolve_imports(unit, self._import)
         resolve.resolve_value_sets(unit, self._read_codes)
         for run in PASSES:
@@ -211,6 +217,17 @@ class Session:
         return Compiled(unit.file, self.lower(unit), sorted(diags.values(), key=sort_key), sources)
 
 
+def _check_depth(unit: Unit, limit: int) -> None:
+    """The configured nesting limit (the parser always applies its own, larger one)."""
+    from pathways.walk import depth
+
+    for decl in unit.order:
+        found = depth(decl)
+        if found > limit:
+            unit.sink.error("PW108", f"`{decl.name}` nests {found} levels deep; the limit is {limit}", decl.span,
+                            help="split it into named definitions and combine those")
+
+
 def _readable(path: Path) -> str:
     """The text of a file that is not UTF-8, as well as it can be shown (to point at the bad line)."""
     try:
@@ -244,10 +261,11 @@ def compile_file(path: str | Path, session: Session | None = None) -> Compiled:
     return session.result(unit)
 
 
-def compile_text(source: str, file: str = "<input>", base_dir: str | Path | None = None) -> Compiled:
+def compile_text(source: str, file: str = "<input>", base_dir: str | Path | None = None, *,
+                 max_file_bytes: int | None = None, max_depth: int | None = None) -> Compiled:
     """Compile protocol text held in memory; imports are read from ``base_dir``."""
     base = Path(base_dir) if base_dir else Path.cwd()
-    session = Session(root=base)
+    session = Session(root=base, max_file_bytes=max_file_bytes, max_depth=max_depth)
     unit = session.compile_text(source, file, base / "__text__.pw")
     return session.result(unit)
 

@@ -70,6 +70,13 @@ def _quantity(q: m.Quantity, atom: bool = True) -> str:
     return {"count": number, "percent": f"{number}%"}.get(unit, f"{number} {unit}")
 
 
+def _timing(node) -> str:
+    """A time in a pathway or before `ago`: written out, or the parameter named."""
+    if isinstance(node, m.Ref):
+        return node.dotted
+    return node.parameter or _quantity(node, False)
+
+
 def _wrap(part: _Text, need: int) -> _Text:
     return _Text(f"({part.text})", ATOM, False) if part.prec < need else part
 
@@ -149,7 +156,7 @@ def _atom(node) -> str:
     if isinstance(node, m.Ref):
         return node.dotted
     if isinstance(node, m.Ago):
-        return f"{_quantity(node.amount, False)} ago"
+        return f"{_timing(node.amount)} ago"
     raise TypeError(f"cannot print {type(node).__name__}")
 
 
@@ -314,7 +321,7 @@ class _Printer:
         for step in node.steps:
             self.add(step.span.line, 1, f"step {_named(step)}:")
             for action in step.actions:
-                interval = _quantity(action.interval, False)
+                interval = _timing(action.interval)
                 self.add(action.span.line, 2, f"due {quote(action.label)} {action.timing} {interval}")
             for tr in step.transitions:
                 target = f"exit {tr.target}" if tr.target_is_exit else tr.target
@@ -323,7 +330,7 @@ class _Printer:
                 elif tr.trigger == "when":
                     trigger = f"when {expr_to_text(tr.condition)}"
                 else:
-                    trigger = f"after {_quantity(tr.delay, False)}"
+                    trigger = f"after {_timing(tr.delay)}"
                 self.add(tr.span.line, 2, f"{trigger} go to {target}")
         for ex in node.exits:
             how = f": on {ex.event}" if ex.event else f": when {expr_to_text(ex.condition)}" if ex.condition else ""
@@ -341,21 +348,41 @@ class _Printer:
                 self.add(item.span.line, 2, f"{quote(item.text)}{role}{cond}")
 
     def test(self, node: m.ProtocolTest, st: Statement) -> None:
+        if node.shared:
+            label = f" {quote(node.label)}" if node.label is not None else ""
+            self.add(st.first_line, 0, f"patient {node.name}{label}:")
+            for fact in node.facts:
+                self.add(fact.span.line, 1, " ".join((fact.verb,) + fact.args))
+            return
         self.add(st.first_line, 0, f"test {quote(node.name)}:")
         lines = self.code_lines(st)
-        # `as of` and `patient:` have no span; find their lines (several blocks merge into one).
+        # `as of`, `patient` and `ranked among` have no span; find their lines (several blocks merge into one).
         as_of = [n for n, text in lines if re.match(r"as\s+of\b", text)]
-        patient = [n for n, text in lines if re.match(r"patient\s*:", text)]
+        patient = [n for n, text in lines if re.match(r"patient\b", text)]
+        ranked = [n for n, text in lines if re.match(r"ranked\s+among\b", text)]
         if node.as_of is not None:
             self.add(as_of[-1] if as_of else st.first_line, 1, f"as of {node.as_of}")
         for ov in node.overrides:
             self.add(ov.span.line, 1, f"with {ov.parameter} = {expr_to_text(ov.value)}")
-        if node.facts:
-            self.add(patient[0] if patient else st.first_line, 1, "patient:")
+        if node.facts or node.patient is not None:
+            name = f" {node.patient}" if node.patient is not None else ""
+            self.add(patient[0] if patient else st.first_line, 1, f"patient{name}{':' if node.facts else ''}")
             for fact in node.facts:
                 self.add(fact.span.line, 2, " ".join((fact.verb,) + fact.args))
+        if node.ranked_among:
+            values = ", ".join(f"{v:g}" for v in node.ranked_among)
+            self.add(ranked[-1] if ranked else st.first_line, 1, f"ranked among {values}")
+        expects = []
         for ex in node.expectations:
-            self.add(ex.span.line, 1, f"expect {ex.outcome} is {expr_to_text(ex.value)}")
+            value = "unknown" if ex.value is None else expr_to_text(ex.value)
+            expects.append((ex.span.line, f"expect {ex.outcome} is {value}"))
+        for reason in node.reasons:
+            what = quote(reason.label) if reason.label is not None else reason.name
+            within = f" in {reason.within}" if reason.within is not None else ""
+            state = {"met": "met", "not_met": "not met", "unknown": "unknown"}[reason.state]
+            expects.append((reason.span.line, f"expect {what}{within} {state}"))
+        for line, text in sorted(expects, key=lambda e: e[0]):  # as written: values and reasons interleave
+            self.add(line, 1, text)
 
 
 def _attach(lines: list[_Line], comments: list[Comment]) -> tuple[list[list[Comment]], list[Comment | None]]:

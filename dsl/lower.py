@@ -36,7 +36,19 @@ def _assign(node: BaseModel, node_id: str, unit: Unit) -> BaseModel:
         update["label"] = _label_of(unit, node.expr)
     if isinstance(node, m.ScoreItem) and not node.label and isinstance(node.expr, m.Ref):
         update["label"] = _label_of(unit, node.expr)
+    if isinstance(node, m.Action) and isinstance(node.interval, m.Ref):
+        update["interval"] = _timing(unit, node.interval, update["interval"].id)
+    if isinstance(node, m.Transition) and isinstance(node.delay, m.Ref):
+        update["delay"] = _timing(unit, node.delay, update["delay"].id)
     return node.model_copy(update=update)
+
+
+def _timing(unit: Unit, ref: m.Ref, node_id: str) -> m.Quantity:
+    """``every review_interval``: the parameter's default, naming the parameter,
+    so code that reads pathway times gets a duration (the checker made sure it is one)."""
+    owner = unit if ref.namespace is None else unit.imports[ref.namespace]
+    default = owner.decls[ref.name].default
+    return default.model_copy(update={"id": node_id, "span": ref.span, "parameter": ref.dotted})
 
 
 def _label_of(unit: Unit, ref: m.Ref) -> str:

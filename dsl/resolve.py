@@ -145,7 +145,7 @@ def _read_codes_csv(unit: Unit, decl: m.ValueSet, text: str, span: m.Span) -> li
 
 
 def _known(unit: Unit) -> list[str]:
-    return [*(n for n in unit.decls if not n.startswith("test ")), *schema.PATIENT_ATTRIBUTES,
+    return [*(n for n in unit.decls if not n.startswith(("test ", "patient "))), *schema.PATIENT_ATTRIBUTES,
             *schema.COLLECTIONS]
 
 
@@ -207,6 +207,11 @@ def _deferred(decl: m.Decl) -> set[int]:
             out.add(id(node.right))
         elif isinstance(node, m.Filter):
             out.update(id(inner) for inner in walk(node.condition) if isinstance(inner, m.Ref))
+    if isinstance(decl, m.ProtocolTest):
+        # `expect efi_band is fit`: the value may be a band name, which only
+        # the type checker, knowing the expected outcome, can decide
+        out.update(id(e.value) for e in decl.expectations
+                   if isinstance(e.value, m.Ref) and e.value.namespace is None)
     return out
 
 
@@ -272,14 +277,7 @@ def _check_plan_texts(unit: Unit) -> None:
         if not isinstance(plan, m.CarePlan):
             continue
         if plan.pathway is not None:
-            target = unit.decls.get(plan.pathway)
-            if not isinstance(target, m.Pathway):
-                unit.sink.error("PW250", f"`{plan.pathway}` is not a pathway in this protocol",
-                                find_span(unit, plan.span, rf"\bfor[ \t]+({re.escape(plan.pathway)})\b"),
-                                help=did_you_mean(plan.pathway, [d.name for d in unit.order
-                                                                 if isinstance(d, m.Pathway)]))
-            else:
-                unit.used.add(plan.pathway)
+            _check_plan_pathway(unit, plan)
         seen: dict[str, m.Section] = {}
         for section in plan.sections:
             if section.section not in schema.SECTION_KINDS:
@@ -308,6 +306,34 @@ def _check_plan_texts(unit: Unit) -> None:
                         report_unknown(unit, ref)
                     elif target.startswith("decl:"):
                         unit.used.add(base)
+
+
+def _check_plan_pathway(unit: Unit, plan: m.CarePlan) -> None:
+    """``for PATHWAY`` names a pathway here, or ``for alias.pathway`` one of an import."""
+    alias, _, name = plan.pathway.rpartition(".")
+    where = find_span(unit, plan.span, rf"\bfor[ \t]+({re.escape(plan.pathway)})\b")
+    if alias and alias not in unit.imports:
+        unit.sink.error("PW203", f"there is no import called `{alias}`", where,
+                        help=did_you_mean(alias, unit.imports) or f'import it with `uses "{alias}.pw"`')
+        return
+    owner = unit.imports[alias] if alias else unit
+    if owner is None:
+        return  # the import failed, and that was reported
+    target = owner.decls.get(name)
+    if isinstance(target, m.Pathway):
+        if not alias:
+            unit.used.add(name)
+        return
+    pathways = [d.name for d in owner.order if isinstance(d, m.Pathway)]
+    if not alias:  # `for case_management` meaning the imported one
+        pathways += [f"{a}.{d.name}" for a, u in unit.imports.items() if u is not None
+                     for d in u.order if isinstance(d, m.Pathway)]
+    here = f"in `{alias}`" if alias else "in this protocol"
+    unit.sink.error("PW250", f"`{name}` is not a pathway {here}", where,
+                    help=did_you_mean(name, pathways)
+                    or (f"the pathways it can name are: {', '.join(pathways)}" if pathways
+                        else f"there is no pathway {here}"
+                        + ("" if alias else "; name one of an imported protocol as `for alias.pathway`")))
 
 
 def _check_pathways(unit: Unit) -> None:
@@ -368,6 +394,16 @@ def _check_tests(unit: Unit) -> None:
             ns, _, base = e.outcome.rpartition(".")
             ref = m.Ref(span=find_span(unit, e.span, rf"\bexpect[ \t]+({re.escape(e.outcome)})\b"), name=base,
                         namespace=ns or None)
+            if lookup(unit, ref) is None:
+                report_unknown(unit, ref)
+            elif not ns:
+                unit.used.add(base)
+        for reason in test.reasons:
+            if reason.name is None:
+                continue
+            ns, _, base = reason.name.rpartition(".")
+            ref = m.Ref(span=find_span(unit, reason.span, rf"\bexpect[ \t]+({re.escape(reason.name)})\b"),
+                        name=base, namespace=ns or None)
             if lookup(unit, ref) is None:
                 report_unknown(unit, ref)
             elif not ns:

@@ -48,7 +48,7 @@ def _describe_token(tok: Token) -> str:
 
 #: The words a top-level statement starts with.
 STATEMENT_WORDS = ("protocol", "uses", "outcomes", "parameter", "codes", "define", "criterion", "score",
-                   "bands", "levels", "pathway", "care", "test")
+                   "bands", "levels", "pathway", "care", "test", "patient")
 
 #: Terminals that can start a value; an error expecting all of them says "a value".
 _VALUE_STARTS = {"AGG_OP", "ANY", "COUNT", "DATE", "FALSE", "ITEMS", "LPAR", "MINUS", "NAME", "NO", "NOT",

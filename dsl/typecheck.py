@@ -109,12 +109,12 @@ class Checker:
                 self.expect(decl.entry, BOOL, "the entry condition")
             for step in decl.steps:
                 for action in step.actions:
-                    self.expect(action.interval, DURATION, "how long an action may take")
+                    self.timing(action.interval, f"the time in `{action.timing}`")
                 for t in step.transitions:
                     if t.condition is not None:
                         self.expect(t.condition, BOOL, "a `when` transition")
                     if t.delay is not None:
-                        self.expect(t.delay, DURATION, "an `after` timer")
+                        self.timing(t.delay, "the time in `after`")
             for exit_ in decl.exits:
                 if exit_.condition is not None:
                     self.expect(exit_.condition, BOOL, "an exit condition")
@@ -130,6 +130,33 @@ class Checker:
             self.check_test(decl)
             return Type("test")
         return UNKNOWN
+
+    def timing(self, e: m.Quantity | m.Ref, what: str) -> None:
+        """A pathway time is a written duration or a duration parameter: the same
+        for every patient, so a worklist can date what is due without evaluating anyone."""
+        if isinstance(e, m.Ref):
+            target = self.unit.targets.get(id(e)) or lookup(self.unit, e)
+            if target is None or target == "broken":
+                self.expect(e, DURATION, what)  # reports the unknown name once
+                return
+            kind, _, rest = target.partition(":")
+            owner = self.unit if kind == "decl" else self.unit.imports.get(rest.partition(":")[0])
+            decl = owner.decls.get(e.name) if owner is not None else None
+            if not isinstance(decl, m.Parameter):
+                kinds = {"value_set": "a code list", "bands": "a set of bands", "levels": "a set of levels",
+                         "score": "a score", "pathway": "a pathway", "care_plan": "a care plan"}
+                if isinstance(decl, m.Definition):
+                    what_it_is = "a criterion" if decl.criterion else "a definition, worked out for each patient"
+                else:
+                    what_it_is = {"patient": "a fact about the patient", "collection": "a list in the record"}.get(
+                        kind) or kinds.get(getattr(decl, "kind", ""), "not a parameter")
+                self.sink.error("PW300", f"{what} must be a duration or a duration parameter, but `{e.dotted}` is "
+                                f"{what_it_is}", e.span,
+                                help="a pathway time is the same for every patient: write it, e.g. `3 months`, or "
+                                     'declare a parameter, e.g. `parameter review_interval "Review interval" = '
+                                     '3 months`, and write its name here')
+                return
+        self.expect(e, DURATION, what)
 
     def check_placeholders(self, item: m.PlanItem) -> None:
         """``{name}`` in care-plan text must name a value that can be written out."""
@@ -153,10 +180,23 @@ class Checker:
         for e in test.expectations:
             ns, _, base = e.outcome.rpartition(".")
             owner = self.unit if not ns else self.unit.imports.get(ns)
-            if owner is None or base not in owner.decls:
+            if owner is None or base not in owner.decls or e.value is None:  # None: `is unknown`
                 continue
             want = self.decl_type(owner, base)
             self.expect(e.value, want, f"the expected `{e.outcome}`", symbols_of=want)
+        for reason in test.reasons:
+            if reason.name is None:
+                continue
+            ns, _, base = reason.name.rpartition(".")
+            owner = self.unit if not ns else self.unit.imports.get(ns)
+            if owner is None or base not in owner.decls:
+                continue
+            got = self.decl_type(owner, base)
+            if got not in (BOOL, UNKNOWN):
+                self.sink.error("PW807", f"`{reason.name}` is {_a(got)}, so it cannot be met or not met",
+                                reason.span, help=f"write `expect {reason.name} is VALUE` instead")
+        from .checktests import check_test_parts
+        check_test_parts(self.unit, test)
 
     # --- expressions ----------------------------------------------------------
     def expect(self, expr: m.Expr, want: Type, what: str, symbols_of: Type | None = None) -> None:
@@ -173,6 +213,15 @@ class Checker:
     def _unit_mismatch(self, expr: m.Expr, want: Type, got: Type) -> None:
         hint = {"duration": "write a duration, e.g. `12 months`",
                 "gbp": "write an amount in pounds, e.g. `£100`"}.get(want.detail)
+        param = self._parameter(expr)
+        if param is not None and want.detail == "duration":
+            value = _value_text(param.default)
+            if isinstance(param.default, m.Quantity) and param.default.unit == "count":
+                hint = f"`{expr.dotted}` is a parameter with the value {value}, a number: give its value a unit, " \
+                       f"e.g. `parameter {expr.name} = {value} months`"
+            else:
+                hint = f"`{expr.dotted}` is a parameter with the value {value}; use a parameter whose value is a " \
+                       "duration, e.g. `parameter review_interval = 3 months`"
         if isinstance(expr, m.Quantity) and got == COUNT:
             unit = {"duration": "years", "gbp": "GBP"}.get(want.detail)
             if unit == "GBP":
@@ -181,6 +230,21 @@ class Checker:
             elif unit:
                 hint = f"write the unit, e.g. `{expr.text or expr.value} {unit}` or `{expr.text or expr.value} months`"
         self.sink.error("PW301", f"this is {_a(got)} where {_a(want)} is needed", expr.span, help=hint)
+
+    def _parameter(self, e: m.Expr) -> m.Parameter | None:
+        """The parameter a name refers to, if it is one."""
+        if not isinstance(e, m.Ref):
+            return None
+        target = self.unit.targets.get(id(e)) or ""
+        kind, _, rest = target.partition(":")
+        if kind == "decl":
+            decl = self.unit.decls.get(rest)
+        elif kind == "import":
+            owner = self.unit.imports.get(rest.partition(":")[0])
+            decl = owner.decls.get(e.name) if owner is not None else None
+        else:
+            return None
+        return decl if isinstance(decl, m.Parameter) else None
 
     def expr(self, e: m.Expr, item: str | None = None, symbols_of: Type | None = None) -> Type:
         method = getattr(self, f"_{e.kind}")
@@ -211,7 +275,8 @@ class Checker:
         if target is None:
             if sym is not None and sym.base == "symbol":
                 members = self.symbols(sym)
-                self.sink.error("PW302", f"`{e.name}` is not one of the values of {sym}", e.span,
+                what = f"the bands of `{sym.detail[5:]}`" if sym.detail.startswith("band:") else f"the values of {sym}"
+                self.sink.error("PW302", f"`{e.name}` is not one of {what}", e.span,
                                 help=did_you_mean(e.name, members) or f"the values are: {', '.join(members)}")
             else:
                 report_unknown(self.unit, e)
@@ -233,7 +298,12 @@ class Checker:
 
     def symbols(self, t: Type) -> tuple[str, ...]:
         if t.detail.startswith("band:"):
-            decl = self.unit.decls.get(t.detail[5:])
+            name = t.detail[5:]
+            decl = self.unit.decls.get(name)
+            if not isinstance(decl, m.Bands):
+                # a band of an imported protocol: `efi.efi_band is fit`
+                decl = next((u.decls[name] for u in self.unit.imports.values()
+                             if u is not None and isinstance(u.decls.get(name), m.Bands)), None)
             return tuple(b.name for b in decl.bands) if isinstance(decl, m.Bands) else ()
         return schema.ENUMS.get(t.detail, ())
 
@@ -302,7 +372,7 @@ class Checker:
         if left == DATE and right == DATE and e.op in (">", ">=", "<", "<=") \
                 and (isinstance(e.right, m.Ago) or isinstance(e.left, m.Ago)):
             ago = e.right if isinstance(e.right, m.Ago) else e.left
-            amount = f"{ago.amount.text} {ago.amount.unit}"
+            amount = ago.amount.dotted if isinstance(ago.amount, m.Ref) else f"{ago.amount.text} {ago.amount.unit}"
             later = (e.op in (">", ">=")) == isinstance(e.right, m.Ago)
             self.sink.warning(
                 "PW407", f"dates compare by the calendar: this holds for dates "
@@ -520,6 +590,13 @@ class Checker:
             self.sink.error("PW318", f"`{e.target.dotted}` is not a list of items", e.target.span,
                             help="`items met in` counts the true items of an `all of` / `any of` / `at least N of` list")
         return COUNT
+
+
+def _value_text(e: m.Expr) -> str:
+    if isinstance(e, m.Quantity):
+        number = e.text or f"{e.value:g}"
+        return {"count": number, "gbp": f"£{number}", "percent": f"{number}%"}.get(e.unit, f"{number} {e.unit}")
+    return e.kind
 
 
 def _ref_text(e: m.Expr) -> str:

@@ -64,7 +64,8 @@ class Unit:
                 key = decl_key(node)
                 first = self.decls.get(key)
                 if first is not None:
-                    what = f'test "{node.name}"' if isinstance(node, m.ProtocolTest) else f"`{node.name}`"
+                    what = (f"patient `{node.name}`" if node.shared else f'test "{node.name}"') \
+                        if isinstance(node, m.ProtocolTest) else f"`{node.name}`"
                     self.sink.error("PW202", f"{what} is declared twice", _name_span(self.source, node),
                                     labels=[_label(_name_span(self.source, first), "first declared here")],
                                     help="give one of them another name")
@@ -74,8 +75,11 @@ class Unit:
 
 
 def decl_key(decl: m.Decl) -> str:
-    """Tests are named by their description, in a namespace of their own."""
-    return f'test "{decl.name}"' if isinstance(decl, m.ProtocolTest) else decl.name
+    """Tests are named by their description, shared test patients by their name, each in a namespace of
+    their own."""
+    if isinstance(decl, m.ProtocolTest):
+        return f"patient {decl.name}" if decl.shared else f'test "{decl.name}"'
+    return decl.name
 
 
 def _label(span: m.Span, message: str):

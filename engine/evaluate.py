@@ -319,6 +319,16 @@ class CompiledProtocol:
         return lambda ctx: compare(left(ctx), op, right(ctx), ctx.as_of)
 
     def _x_ago(self, node: m.Ago) -> Fn:
+        if isinstance(node.amount, m.Ref):  # `stable_period ago`: the name's value, overrides included
+            value = self.expr(node.amount)
+
+            def ago_named(ctx: Ctx):
+                amount = value(ctx)
+                if not isinstance(amount, Qty):
+                    return None  # unknown (the checker allows only durations here)
+                day = cal.shift(ctx.as_of, -amount.value, amount.unit)
+                return DateR(day, day)
+            return ago_named
         amount = literal(node.amount)
 
         def ago(ctx: Ctx):

@@ -162,6 +162,8 @@ class _Builder(_Measures):
         if isinstance(node, m.PerPeriod):
             return f"{node.op} count per {_plural(node.period.value, node.period.unit)} of {d(node.source)}"
         if isinstance(node, m.Ago):
+            if isinstance(node.amount, m.Ref):
+                return f"{d(node.amount)} ago"  # the parameter's value, as set for this run
             return f"{_plural(node.amount.value, node.amount.unit)} ago"
         if isinstance(node, m.Quantity):
             return amount(node.value, node.unit)

@@ -118,6 +118,7 @@ class Program:
         self._lock = threading.Lock()
         self._checked: dict[tuple, dict[str, dict]] = {}  # overrides already checked, by their text
         self._terms = self._find_population_terms()
+        self._expr_fns: dict[bool, dict[str, object]] = {}  # evaluate_expressions' compiled nodes
 
     def _compiled(self, explain: bool) -> CompiledProtocol:
         if not explain:
@@ -152,6 +153,29 @@ class Program:
         return Result(record.patient.id, day, outcomes, self, dict(shown), record, trace,
                       population if explain else None)
 
+    def evaluate_expressions(self, record: PatientRecord, as_of, exprs: list[m.Expr],
+                             parameters: dict[str, str] | None = None, explain: bool = False,
+                             population: dict | None = None) -> tuple[list, dict | None]:
+        """Evaluate expressions of the root protocol that are not outcomes (a pathway's
+        ``entry`` and ``when`` conditions, a care-plan item's ``when``, a ``{name}``
+        placeholder as a resolved ``Ref``) for one patient on ``as_of``.
+
+        Returns their runtime values in order and, with ``explain``, the trace of
+        every node and declaration evaluated (node id -> value)."""
+        day = _as_date(as_of)
+        compiled = self._compiled(explain)
+        cache = self._expr_fns.setdefault(explain, {})
+        fns = []
+        for node in exprs:
+            key = node.id or node.model_dump_json()
+            fn = cache.get(key)
+            if fn is None:  # compiling is costly next to evaluating; pathways reuse a few conditions
+                fn = cache[key] = compiled.expr(node)
+            fns.append(fn)
+        trace = {} if explain else None
+        ctx = Ctx(compiled, RecordIndex(record), day, self.parameters(parameters), trace, population)
+        return [fn(ctx) for fn in fns], trace
+
     def population_terms(self) -> list[tuple[str, CompiledProtocol, m.Expr]]:
         """(protocol path, compiled owner, term) for every rank/percentile term."""
         return self._terms
@@ -162,7 +186,8 @@ class Program:
         while stack:
             path, compiled = stack.pop()
             out.extend((path, compiled, term) for term in compiled.population_terms)
-            stack.extend((alias, sub) for alias, sub in compiled.imports.items())
+            # the path chains aliases (a.b): a ranked term two imports down is evaluated in its own protocol
+            stack.extend((f"{path}.{alias}" if path else alias, sub) for alias, sub in compiled.imports.items())
         return out
 
     def distributions(self, records: Iterable[PatientRecord], as_of, parameters=None) -> dict:
@@ -175,7 +200,9 @@ class Program:
         for record in records:
             root = Ctx(self._fast, RecordIndex(record), day, overrides, None, None)
             for path, _owner, term, value_fn in terms:
-                ctx = root.sub(path) if path else root
+                ctx = root
+                for alias in path.split(".") if path else ():
+                    ctx = ctx.sub(alias)
                 v = number_range(value_fn(ctx))
                 if v is None or v[0] != v[1]:
                     continue  # an unknown or imprecise value does not move the others' ranks

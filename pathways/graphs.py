@@ -115,6 +115,9 @@ def _trigger_label(t: m.Transition) -> str:
     if t.trigger == "event":
         return f"on {t.event}"
     if t.trigger == "after":
+        if isinstance(t.delay, m.Ref):  # before compiling: the parameter's name
+            return f"after {t.delay.dotted}"
+        # compiled: the value (a parameter's default), so the graph reads as the pathway runs
         return f"after {t.delay.text if t.delay else ''} {t.delay.unit if t.delay else ''}".strip()
     return "when condition holds"
 
@@ -187,8 +190,14 @@ def care_plan_graph(plan: m.CarePlan) -> nx.DiGraph:
     return graph
 
 
-def to_mermaid(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = ()) -> str:
-    """A Mermaid flowchart of a graph; ``highlight`` nodes are drawn bold."""
+def to_mermaid(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = (),
+               path: Iterable[str] = ()) -> str:
+    """A Mermaid flowchart of a graph; ``highlight`` nodes are drawn bold.
+
+    ``path``: the nodes a patient passed through, in order, the last being where
+    they are now (see :func:`patient_path`): passed nodes are shaded, the
+    current one filled."""
+    path = list(path)
     ids = {n: f"n{i}" for i, n in enumerate(graph.nodes)}
     lines = ["flowchart TD"]
     for n, data in graph.nodes(data=True):
@@ -202,12 +211,21 @@ def to_mermaid(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = (
     for n in highlight:
         if n in ids:
             lines.append(f"    style {ids[n]} stroke-width:4px")
+    for n in _passed_nodes(path):
+        if n in ids:
+            lines.append(f"    style {ids[n]} {PASSED_MERMAID}")
+    if path and path[-1] in ids:
+        lines.append(f"    style {ids[path[-1]]} {CURRENT_MERMAID}")
     return "\n".join(lines) + "\n"
 
 
-def to_dot(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = ()) -> str:
-    """A Graphviz DOT rendering of a graph; ``highlight`` nodes are drawn bold."""
+def to_dot(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = (),
+           path: Iterable[str] = ()) -> str:
+    """A Graphviz DOT rendering of a graph; ``highlight`` nodes are drawn bold;
+    ``path`` as in :func:`to_mermaid`."""
     marked = set(highlight)
+    path = list(path)
+    passed = set(_passed_nodes(path))
     ids = {n: f"n{i}" for i, n in enumerate(graph.nodes)}
 
     def q(text: object) -> str:
@@ -222,9 +240,37 @@ def to_dot(graph: nx.DiGraph | nx.MultiDiGraph, highlight: Iterable[str] = ()) -
             attrs.append("shape=box")
         if n in marked:
             attrs.append("penwidth=3")
+        if path and n == path[-1]:
+            attrs.append(CURRENT_DOT)
+        elif n in passed:
+            attrs.append(PASSED_DOT)
         lines.append(f"    {ids[n]} [{', '.join(attrs)}];")
     for u, v, data in graph.edges(data=True):
         label = data.get("label", "")
         lines.append(f"    {ids[u]} -> {ids[v]}" + (f" [label={q(label)}];" if label else ";"))
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+PASSED_MERMAID = "fill:#dbe9f6,stroke:#1f4e79,stroke-width:2px"
+CURRENT_MERMAID = "fill:#ffd966,stroke:#7f6000,stroke-width:4px"
+PASSED_DOT = 'style=filled, fillcolor="#dbe9f6", color="#1f4e79"'
+CURRENT_DOT = 'style=filled, fillcolor="#ffd966", color="#7f6000", penwidth=3'
+
+
+def _passed_nodes(path: list[str]) -> list[str]:
+    return list(dict.fromkeys(path[:-1])) if path else []
+
+
+def patient_path(graph: nx.MultiDiGraph, visited: Iterable[str], now: str | None) -> list[str]:
+    """The nodes of a pathway's state graph a patient passed through, ending where they are
+    now (``now``: a step, or ``exit:NAME``), for the ``path`` of :func:`to_mermaid`/:func:`to_dot`.
+
+    >>> g = nx.MultiDiGraph([(START, "a"), ("a", "b"), ("b", "exit:x")])
+    >>> patient_path(g, ["a", "b"], "exit:x")
+    ['(start)', 'a', 'b', 'exit:x']
+    """
+    out = [START] + [n for n in visited if n in graph]
+    if now and now in graph and (not out or out[-1] != now):
+        out.append(now)
+    return out

@@ -64,6 +64,12 @@ class Quantity(Expr):
     value: float
     unit: UnitName = "count"
     text: str = ""  # the number as written, so the formatter keeps 0.10 as 0.10
+    # A pathway time written as a parameter (`every review_interval`): lowering
+    # puts the parameter's default in value/unit/text, so readers that know
+    # nothing of parameters still get a duration, and names the parameter here
+    # (`alias.name` when imported) so that overrides can be applied
+    # (engine.timings).
+    parameter: str | None = None
 
 
 class Text(Expr):
@@ -99,6 +105,11 @@ class Ref(Expr):
     @property
     def dotted(self) -> str:
         return f"{self.namespace}.{self.name}" if self.namespace else self.name
+
+
+#: A time written out (``3 months``) or naming a duration parameter
+#: (``review_interval``). In a compiled pathway it is always a Quantity.
+Timing = Annotated[Union[Quantity, Ref], Field(discriminator="kind")]
 
 
 # --- operators --------------------------------------------------------------
@@ -190,10 +201,11 @@ class PerPeriod(Expr):
 
 
 class Ago(Expr):
-    """``6 months ago``: the as-of date minus a duration."""
+    """``6 months ago`` or ``stable_period ago``: the as-of date minus a
+    duration, written out or a duration parameter."""
 
     kind: Literal["ago"] = "ago"
-    amount: Quantity
+    amount: "Timing"
 
 
 class Percentile(Expr):
@@ -375,7 +387,7 @@ class Transition(Node):
     trigger: Literal["event", "when", "after"]
     event: str | None = None  # one of PATHWAY_EVENTS (checked by the resolver)
     condition: AnyExpr | None = None
-    delay: Quantity | None = None
+    delay: Timing | None = None  # a Quantity once compiled (see Quantity.parameter)
     target: str
     target_is_exit: bool = False
 
@@ -387,7 +399,7 @@ class Action(Node):
     span: Span = NOWHERE
     label: str
     timing: Literal["within", "every"]
-    interval: Quantity
+    interval: Timing  # a Quantity once compiled (see Quantity.parameter)
 
 
 class Step(Node):
@@ -438,12 +450,14 @@ class Section(Node):
 
 class CarePlan(Decl):
     kind: Literal["care_plan"] = "care_plan"
-    pathway: str | None = None
+    pathway: str | None = None  # `name`, or `alias.name` for a pathway of an imported protocol
     sections: tuple[Section, ...]
 
 
 class Fact(Node):
-    """One line of a test patient, kept as written until the engine reads it."""
+    """One line of a test patient, kept as written; ``dsl.facts`` reads it.
+
+    ``verb`` is the first word (or number) of the line, ``args`` the rest."""
 
     span: Span = NOWHERE
     verb: str
@@ -451,9 +465,21 @@ class Fact(Node):
 
 
 class Expectation(Node):
+    """``expect NAME is VALUE``; ``value`` is None for ``expect NAME is unknown``."""
+
     span: Span = NOWHERE
     outcome: str
-    value: AnyExpr
+    value: AnyExpr | None = None
+
+
+class ReasonExpectation(Node):
+    """``expect "LABEL" met`` / ``expect NAME not met`` / ``... unknown``: why, not only what."""
+
+    span: Span = NOWHERE
+    label: str | None = None  # a labelled item, found by its label
+    name: str | None = None  # or a criterion by (dotted) name
+    within: str | None = None  # ``in ALIAS``: which imported protocol the label is in
+    state: Literal["met", "not_met", "unknown"]
 
 
 class Override(Node):
@@ -463,13 +489,21 @@ class Override(Node):
 
 
 class ProtocolTest(Decl):
-    """A synthetic patient with expected outcomes (``test "..."``)."""
+    """A synthetic patient with expected outcomes (``test "..."``).
+
+    With ``shared`` it is instead a patient declared once for several tests
+    (``patient NAME "description":``); ``name`` is then the patient's name.
+    """
 
     kind: Literal["test"] = "test"
     as_of: str | None = None
     overrides: tuple[Override, ...] = ()
+    patient: str | None = None  # the shared patient this test starts from
     facts: tuple[Fact, ...] = ()
+    ranked_among: tuple[float, ...] = ()
     expectations: tuple[Expectation, ...] = ()
+    reasons: tuple[ReasonExpectation, ...] = ()
+    shared: bool = False
 
 
 AnyDecl = Annotated[
@@ -496,10 +530,19 @@ class Protocol(Node):
                 return decl
         return None
 
+    def find(self, dotted: str) -> AnyDecl | None:
+        """The declaration called ``name`` here or ``alias.name`` in an import
+        (``case_management.case_management``), or None."""
+        alias, _, name = dotted.rpartition(".")
+        if not alias:
+            return self.get(name)
+        use = next((u for u in self.uses if u.alias == alias), None)
+        return use.protocol.get(name) if use is not None and use.protocol is not None else None
+
     def of_kind(self, kind: str) -> list:
         return [d for d in self.declarations if d.kind == kind]
 
 
-for _cls in (Not, Negate, Binary, Compare, Filter, Window, Aggregate, PerPeriod, Percentile,
+for _cls in (Ago, Transition, Action, Not, Negate, Binary, Compare, Filter, Window, Aggregate, PerPeriod, Percentile,
              InTop, Item, ItemList, ItemsMet, PossibleLevels, Use, Protocol):
     _cls.model_rebuild()

@@ -42,6 +42,24 @@ def mutate(text: str, rng: random.Random) -> str:
     return text
 
 
+def compile_with_cached_imports(library):
+    """compile_text, but the library files a fuzzed text imports are compiled once per
+    process, not once per input: without this, imports are most of the time (the
+    pyramid imports three files, and the protocols that import it four or five)."""
+    from pathlib import Path
+
+    from dsl.compiler import Session
+
+    root = Path(library).resolve()
+    session = Session(root=root)
+    path = root / "__fuzz__.pw"
+
+    def compile_cached(source: str, file: str = "<input>", base_dir=None):
+        session.lowered.pop(path, None)  # the fuzzed text is new each time; its imports are not
+        return session.result(session.compile_text(source, file, path))
+    return compile_cached
+
+
 def check_one(text: str, base_dir) -> None:
     """Compile ``text``; raise AssertionError if the result breaks a promise.
 

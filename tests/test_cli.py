@@ -90,16 +90,16 @@ def test_export_refuses_a_protocol_with_errors(tmp_path):
 
 
 def test_graph_of_the_case_management_pathway():
-    out = run("graph", "library/ltc_pyramid.pw", "--pathway", "case_management")
+    out = run("graph", "library/case_management.pw", "--pathway", "case_management")
     assert out.returncode == 0
     assert out.stdout.startswith("flowchart TD")
     assert '"on consented"' in out.stdout and "Comprehensive assessment" in out.stdout
-    dot = run("graph", "library/ltc_pyramid.pw", "--format", "dot")
+    dot = run("graph", "library/case_management.pw", "--format", "dot")
     assert dot.stdout.startswith('digraph "case_management"') and "->" in dot.stdout
 
 
 def test_graph_of_dependencies_and_care_plan():
     deps = run("graph", "library/castlefields.pw", "--dependencies")
     assert deps.returncode == 0 and "Active long term conditions" in deps.stdout
-    plan = run("graph", "library/ltc_pyramid.pw", "--care-plan", "case_management_plan")
+    plan = run("graph", "library/case_management_plan.pw", "--care-plan", "case_management_plan")
     assert plan.returncode == 0 and "Contingency and emergency arrangements" in plan.stdout

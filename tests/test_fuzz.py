@@ -12,23 +12,37 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fuzzing
 from fuzzing import FRAGMENTS, check_one, mutate
 
 LIBRARY = Path(__file__).resolve().parent.parent / "library"
 SOURCES = {p.name: p.read_text(encoding="utf-8") for p in sorted(LIBRARY.glob("*.pw"))}
+# A fixed budget for the whole library, so the suite's time does not grow with
+# every protocol added (benchmarks/fuzz_protocols.py runs as many as wanted).
+MUTATIONS = max(2400 // max(len(SOURCES), 1), 60)
+CUTS = max(600 // max(len(SOURCES), 1), 30)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cached_imports():
+    """The library files a fuzzed text imports are compiled once for this module."""
+    plain = fuzzing.compile_text
+    fuzzing.compile_text = fuzzing.compile_with_cached_imports(LIBRARY)
+    yield
+    fuzzing.compile_text = plain
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_random_mutations_of_library_files(name):
     rng = random.Random(f"pathways-fuzz-{name}")
-    for _ in range(600):
+    for _ in range(MUTATIONS):
         check_one(mutate(SOURCES[name], rng), LIBRARY)
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_every_truncation_point_of_library_files(name):
     text = SOURCES[name]
-    for cut in range(0, len(text), max(len(text) // 150, 1)):
+    for cut in range(0, len(text), max(len(text) // CUTS, 1)):
         check_one(text[:cut], LIBRARY)
 
 

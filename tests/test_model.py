@@ -81,11 +81,11 @@ def test_graph_views_are_derived_from_the_model():
     deps = graphs.dependency_graph(protocol.declarations)
     assert deps.has_edge("level", "complex_needs") and deps.has_edge("ltc_count", "active_ltcs")
     assert graphs.definition_cycles(deps) == []
-    pathway = protocol.get("case_management")
+    pathway = compile_file(LIBRARY / "case_management.pw").protocol.get("case_management")
     states = graphs.state_graph(pathway)
     assert graphs.unreachable_steps(states) == [] and graphs.steps_without_exit(states) == []
     assert states.has_edge("approached", "exit:no_response")
     assert all(states.has_edge(s.name, "exit:died") for s in pathway.steps)
-    plan = graphs.care_plan_graph(protocol.get("case_management_plan"))
+    plan = graphs.care_plan_graph(compile_file(LIBRARY / "case_management_plan.pw").protocol.get("case_management_plan"))
     assert plan.has_edge("case_management_plan", "case_management_plan/contingency")
     assert any(v == "has_copd" for _, v in plan.edges())

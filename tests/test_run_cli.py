@@ -42,7 +42,7 @@ def test_run_writes_one_object_per_patient_and_a_summary(records_file, tmp_path)
     first = lines[0]
     assert set(first) >= {"patient_id", "as_of", "protocol", "outcomes"}
     assert first["protocol"]["name"] == "ltc_pyramid" and len(first["protocol"]["sha256"]) == 64
-    assert first["as_of"] == AS_OF and set(first["outcomes"]) == {"level"}
+    assert first["as_of"] == AS_OF and set(first["outcomes"]) == {"level", "might_reach"}
     levels = {line["outcomes"]["level"] for line in lines}
     assert levels <= {0, 1, 2, 3} and len(levels) >= 3
     assert "300 patients evaluated" in done.stderr
@@ -138,7 +138,7 @@ def test_run_as_fhir_risk_assessments(records_file, tmp_path):
     first = resources[0]
     assert first["resourceType"] == "RiskAssessment" and first["status"] == "final"
     assert first["subject"]["reference"].startswith("Patient/") and first["occurrenceDateTime"] == AS_OF
-    assert first["method"]["coding"][0]["code"] == "ltc_pyramid|1.0.0"
+    assert first["method"]["coding"][0]["code"] == "ltc_pyramid|1.1.0"
     assert first["prediction"][0]["outcome"]["text"].startswith("Level of the long term conditions pyramid (level): ")
     assert "sha256" in first["note"][0]["text"]
     with_basis = [r for r in resources if r.get("basis")]

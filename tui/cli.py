@@ -123,11 +123,27 @@ def export(path: str) -> None:
 @click.option("--pathway", help="The pathway to draw (default: the first).")
 @click.option("--dependencies", is_flag=True, help="Draw the definition dependency graph instead.")
 @click.option("--care-plan", "care_plan", help="Draw a care-plan template.")
-def graph(path: str, fmt: str, pathway: str | None, dependencies: bool, care_plan: str | None) -> None:
+@click.option("--data", type=click.Path(exists=True), help="With --patient: the records to read the patient from.")
+@click.option("--patient", help="Highlight the steps this patient has passed (needs --data and --as-of).")
+@click.option("--as-of", "as_of", type=str, help="With --patient: the date of the patient's state (YYYY-MM-DD).")
+def graph(path: str, fmt: str, pathway: str | None, dependencies: bool, care_plan: str | None,
+          data: str | None, patient: str | None, as_of: str | None) -> None:
     """Draw a pathway's state graph, a care plan, or the dependency graph."""
     from pathways import graphs
     from pathways import model as m
 
+    if patient or data or as_of:
+        if not (patient and data and as_of) or dependencies or care_plan:
+            raise click.UsageError("to draw a patient's path, give --patient, --data and --as-of together "
+                                   "(and no --dependencies or --care-plan)")
+        from tui.cmd_pathways import AS_OF as _day, patient_highlight
+        chosen, visited, now = patient_highlight(path, pathway, data, patient,
+                                                 _day.convert(as_of, None, click.get_current_context()))
+        g = graphs.state_graph(chosen)
+        trail = graphs.patient_path(g, visited, now)
+        drawn = graphs.to_mermaid(g, path=trail) if fmt == "mermaid" else graphs.to_dot(g, path=trail)
+        click.echo(drawn, nl=False)
+        return
     result = _compile_one(path)
     protocol = result.protocol
     assert protocol is not None
@@ -307,13 +323,19 @@ AS_OF = _LazyAsOf()
 @click.option("--explain", is_flag=True, help="Add each patient's explanation (JSONL only).")
 @click.option("--strict", is_flag=True, help="Stop at the first problem in the data (exit 1).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False), help="A local code mapping (TOML).")
-def run(protocol, data, as_of, params, fmt, output, explain, strict, mapping) -> None:
+@click.option("--audit", "audit_log", type=click.Path(dir_okay=False), metavar="LOG",
+              help="Append one hash-chained entry per patient to this audit log (see `pathways audit verify`).")
+@click.option("--engine", "engine_name", type=click.Choice(["python", "auto", "duckdb", "spark"]), default="python",
+              show_default=True, help="python: per patient; duckdb/spark: the columnar backend over tables "
+              "(docs/backend.md); auto: DuckDB for tables, else (or for what it cannot compile) python.")
+def run(protocol, data, as_of, params, fmt, output, explain, strict, mapping, audit_log, engine_name) -> None:
     """Evaluate PROTOCOL for every patient in a dataset."""
     from .run import run_command
 
     if explain and fmt != "jsonl":
         raise click.UsageError("--explain needs --format jsonl")
-    run_command(protocol, data, as_of, params, fmt, output, explain, strict, mapping)
+    run_command(protocol, data, as_of, params, fmt, output, explain, strict, mapping, audit=audit_log,
+                engine_name=engine_name)
 
 
 @cli.command()
@@ -336,6 +358,11 @@ def explain(protocol, data, patient, as_of, params, fmt, strict, mapping) -> Non
 # the top and loads what it needs inside the command, so `pathways --help`
 # stays fast and never loads textual, duckdb or fastapi.
 # (one line per module; keep them sorted)
+from tui.cmd_audit import audit as _audit; cli.add_command(_audit)  # noqa: E402,E702
+from tui.cmd_pathways import add_to as _pathways_commands; _pathways_commands(cli)  # noqa: E402,E702
+from tui.cmd_serve import serve as _serve; cli.add_command(_serve)  # noqa: E402,E702
+from tui.cmd_test import test as _test; cli.add_command(_test)  # noqa: E402,E702
+from tui.cmd_tui import tui as _tui; cli.add_command(_tui)  # noqa: E402,E702
 # -- end of command modules --
 
 

@@ -251,23 +251,33 @@ def load_program(protocol: str):
 
 
 def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], fmt: str, output: str | None,
-                explain: bool, strict: bool, mapping: str | None) -> None:
+                explain: bool, strict: bool, mapping: str | None, audit: str | None = None,
+                engine_name: str = "python") -> None:
     """Evaluate a protocol over a dataset; results to a file or stdout, summary to stderr."""
     import engine
 
     program = load_program(protocol)
-    loaded = load_data(data, strict, mapping)
     parameters = parse_params(params)
-    if not loaded.records:
-        click.echo(_summary(program, [], loaded), err=True)
-        raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
-    try:
-        program.parameters(parameters)
-        traced = explain or fmt.startswith("fhir")  # a RiskAssessment's basis comes from the trace
-        results = list(_progress(program.evaluate_population(loaded.records, as_of=as_of, parameters=parameters,
-                                                             explain=traced), len(loaded.records)))
-    except engine.EngineError as exc:
-        raise click.ClickException(str(exc)) from None
+    columnar = None
+    if engine_name != "python":
+        columnar = run_columnar(program, data, as_of, parameters, fmt, engine_name, strict, audit)
+    if columnar is not None:
+        results, loaded = columnar
+    else:
+        loaded = load_data(data, strict, mapping)
+        if not loaded.records:
+            click.echo(_summary(program, [], loaded), err=True)
+            raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
+        try:
+            program.parameters(parameters)
+            traced = explain or fmt.startswith("fhir")  # a RiskAssessment's basis comes from the trace
+            results = list(_progress(program.evaluate_population(loaded.records, as_of=as_of,
+                                                                 parameters=parameters, explain=traced),
+                                     len(loaded.records)))
+        except engine.EngineError as exc:
+            raise click.ClickException(str(exc)) from None
+    if audit:
+        _audit(audit, results)
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs --output FILE")
@@ -284,6 +294,57 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
         else:
             sink.flush()
     click.echo(_summary(program, results, loaded), err=True)
+
+
+def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine_name: str, strict: bool,
+                 audit: str | None):
+    """(results, loaded) from the columnar backend (engine.columnar), or None to use the
+    per-patient engine: ``auto`` falls back with a warning when the data are not tables or the
+    protocol has a construct the backend does not compile; ``duckdb``/``spark`` refuse instead."""
+    from engine.columnar import Unsupported
+    from engine.columnar.duckdb_backend import DataProblems
+    from engine.columnar.runner import evaluate_tables
+    from engine.tables import is_tables_folder
+
+    auto = engine_name == "auto"
+    why = None
+    if not is_tables_folder(data):
+        why = f"{data} is not a folder of tables (CSV or Parquet)"
+    elif fmt.startswith("fhir") or audit:
+        why = "FHIR output and --audit need the per-patient engine's full results"
+    if why:
+        if auto:
+            return None
+        raise click.UsageError(f"--engine {engine_name}: {why}; use --engine python or auto")
+    backend = "spark" if engine_name == "spark" else "duckdb"
+    try:
+        results = evaluate_tables(program, data, as_of, parameters, backend=backend)
+    except (Unsupported, DataProblems) as exc:
+        if not auto:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"warning: {exc}; running the per-patient engine instead", err=True)
+        return None
+    except Exception as exc:  # noqa: BLE001 - an engine error is reported plainly, never as a traceback
+        if type(exc).__name__ in ("EngineError", "TablesError", "ParseError") or "Error" in type(exc).__name__:
+            raise click.ClickException(f"--engine {backend}: {exc}") from None
+        raise
+    if strict:
+        pass  # the columnar engine refuses any row the reader would skip (DataProblems), so strict holds
+    loaded = Loaded(records=results, read=len(results))
+    if not results:
+        raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
+    return results, loaded
+
+
+def _audit(path: str, results: list) -> None:
+    """One hash-chained entry per patient (engine.audit), written before any output."""
+    from engine.audit import AuditLog, current_user, evaluation_entry
+
+    who = current_user()
+    try:
+        AuditLog(path).append([evaluation_entry(r, who, "cli") for r in results])
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the audit log {path}: {exc.strerror or exc}") from None
 
 
 def _progress(results, total: int):

@@ -12,8 +12,8 @@ resource read. ``docs/data.md`` documents the mapping and the report.
 
 from __future__ import annotations
 
-from .fhir import read_fhir
+from .fhir import read_fhir, read_fhir_json
 from .mapping import Mapping, MappingError, load_mapping
 from .report import LoadReport, Problem, ReadError
 
-__all__ = ["LoadReport", "Mapping", "MappingError", "Problem", "ReadError", "load_mapping", "read_fhir"]
+__all__ = ["LoadReport", "Mapping", "MappingError", "Problem", "ReadError", "load_mapping", "read_fhir", "read_fhir_json"]

@@ -87,6 +87,11 @@ NO_CODE = "no code"
 NO_DATE = "no date"
 UNMAPPED_ENCOUNTER = "encounter kind not in the mapping"
 IGNORED = "the mapping says ignore"
+TOO_MANY_ITEMS = "the record has more items than the limit"
+MALFORMED_RESOURCE = "an element has a shape FHIR does not allow"
+#: what a malformed element raises when the mapping code meets it (never a Python traceback to a user)
+_SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError)
+TOO_LARGE = "larger than the record size limit"
 
 _CONDITION_STATUS = {"active": "active", "recurrence": "recurrence", "relapse": "relapse",
                      "inactive": "inactive", "remission": "remission", "resolved": "resolved"}
@@ -110,16 +115,20 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 
 
 def read_fhir(path: str | Path, mapping: "Mapping | str | Path | dict | None" = None,
-              strict: bool = False) -> tuple[list[r.PatientRecord], LoadReport]:
+              strict: bool = False, max_items_per_record: int | None = None,
+              max_record_bytes: int | None = None) -> tuple[list[r.PatientRecord], LoadReport]:
     """Read FHIR R4 Bundles or Bulk Data NDJSON into patient records.
 
     ``mapping``: a user mapping file (TOML) extending the default, a dict of
     its tables, or a compiled :class:`~engine.readers.mapping.Mapping`.
     ``strict``: raise :class:`ReadError` at the first problem (its message
     names the place) instead of reporting it and going on.
+    ``max_items_per_record``: a patient with more items is not loaded (reported);
+    ``max_record_bytes``: a longer NDJSON line is not read (reported). See engine.limits.
     Returns the records of every patient loaded and the :class:`LoadReport`.
     """
     reader = FhirReader(load_mapping(mapping), strict=strict, source=str(path))
+    reader.max_items, reader.max_bytes = max_items_per_record, max_record_bytes
     # Reading allocates hundreds of thousands of small dicts and keeps many of them
     # until the records are built; the cyclic garbage collector would walk them over
     # and over (it more than doubles the time) and finds nothing: none of them form
@@ -133,6 +142,50 @@ def read_fhir(path: str | Path, mapping: "Mapping | str | Path | dict | None" = 
         if was_enabled:
             gc.enable()
     return records, reader.report
+
+
+def read_fhir_json(data: "bytes | str | dict | list", source: str = "<request>",
+                   mapping: "Mapping | str | Path | dict | None" = None, strict: bool = False,
+                   max_items_per_record: int | None = None,
+                   max_record_bytes: int | None = None) -> tuple[list[r.PatientRecord], LoadReport]:
+    """Read FHIR R4 held in memory (a request body): a Bundle, one resource, or a
+    JSON array of resources, as JSON text or already parsed.
+
+    Problems are placed at ``source`` (entry index for a Bundle or an array).
+    ``mapping`` may be a compiled :class:`Mapping`, which an embedding service
+    should load once and reuse.
+    """
+    m = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    reader = FhirReader(m, strict=strict, source=source)
+    reader.max_items, reader.max_bytes = max_items_per_record, max_record_bytes
+    reader.report.files.append(source)
+    reader.report.formats["bundle"] += 1
+    here = (source, None, None)
+    doc: Any = data
+    if isinstance(data, (bytes, str)):
+        size = len(data)
+        if max_record_bytes is not None and size > max_record_bytes:
+            reader.problem(here, f"the data is {size:,} bytes; the limit is {max_record_bytes:,}")
+            reader.report.files_failed.append(source)
+            return [], reader.report
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            reader.problem((source, e.lineno, None), f"malformed JSON: {e.msg} (column {e.colno})")
+            reader.report.files_failed.append(source)
+            return [], reader.report
+    if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+        reader._bundle(doc, source, None)
+    elif isinstance(doc, dict):
+        reader.take(doc, here, None, None)
+    elif isinstance(doc, list):
+        for i, res in enumerate(doc):
+            reader.take(res, (source, None, i), None, None)
+    else:
+        reader.problem(here, "not FHIR: expected a JSON object (a Bundle or a resource) or an array of resources")
+        reader.report.files_failed.append(source)
+        return [], reader.report
+    return reader.assemble(), reader.report
 
 
 def file_kind(name: str) -> str | None:
@@ -154,7 +207,7 @@ class _Builder:
     """One patient's record while it is assembled."""
 
     __slots__ = ("loc", "res", "fields", "conditions", "medications", "encounters", "observations",
-                 "procedures", "life_events", "social", "gp_providers")
+                 "procedures", "life_events", "social", "gp_providers", "counts")
 
     def __init__(self, loc: Loc, res: dict, fields: dict):
         self.loc, self.res, self.fields = loc, res, fields
@@ -166,6 +219,7 @@ class _Builder:
         self.life_events: list = []
         self.social: list = []  # (date, fact, value)
         self.gp_providers: list = []  # (start, reference object, loc)
+        self.counts: Counter = Counter()  # resource type -> items mapped (for the item limit)
 
 
 class FhirReader:
@@ -175,6 +229,8 @@ class FhirReader:
         self.m = mapping
         self.strict = strict
         self.report = LoadReport(source=source)
+        self.max_items: int | None = None  # items per record (engine.limits)
+        self.max_bytes: int | None = None  # bytes per NDJSON line
         self.fullurls: dict[str, tuple[str, str]] = {}
         self.identifiers: dict[tuple[str, str], tuple[str, str]] = {}
         self.targets: dict[tuple[str, str], dict] = {}
@@ -281,6 +337,12 @@ class FhirReader:
         for lineno, line in enumerate(data.split(b"\n"), 1):
             if not line.strip():
                 continue
+            if self.max_bytes is not None and len(line) > self.max_bytes:
+                self.problem((name, lineno, None), f"this line is {len(line):,} bytes; the limit is "
+                             f"{self.max_bytes:,} per resource, so it is not read")
+                self.report.read["(too large)"] += 1
+                self.skip("(too large)", TOO_LARGE)
+                continue
             try:
                 res = loads(line)
             except orjson.JSONDecodeError as e:
@@ -330,8 +392,8 @@ class FhirReader:
             self.skip("(no resourceType)", NO_TYPE)
             return
         if not isinstance(rtype, str) or rtype not in FHIR_R4_TYPES:
-            label = str(rtype)
-            self.problem(loc, f"{rtype!r} is not a FHIR R4 resource type", label, rid, "resourceType")
+            label = rtype[:80] if isinstance(rtype, str) else _r(rtype)
+            self.problem(loc, f"{_r(rtype)} is not a FHIR R4 resource type", label, rid, "resourceType")
             report.read[label] += 1
             self.skip(label, NOT_FHIR)
             return
@@ -378,11 +440,11 @@ class FhirReader:
         return True
 
     def _identifiers(self, res: dict, rtype: str, rid: str) -> None:
-        for ident in res.get("identifier") or ():
+        for ident in _seq(res.get("identifier")):
             if isinstance(ident, dict):
                 system, value = ident.get("system"), ident.get("value")
                 if isinstance(value, str):
-                    self.identifiers.setdefault((system or "", value), (rtype, rid))
+                    self.identifiers.setdefault((_text(system) or "", value), (rtype, rid))
 
     def _target(self, res: dict, rtype: str, rid: str | None, loc: Loc, full: str | None) -> None:
         if rid is None:
@@ -391,8 +453,13 @@ class FhirReader:
             return
         key = (rtype, rid)
         # the elements the reader uses; other differences between copies do not matter
-        digest = orjson.dumps([res.get("name"), res.get("identifier"), res.get("organization"),
-                               res.get("practitioner"), res.get("code")], option=orjson.OPT_SORT_KEYS)
+        try:
+            digest = orjson.dumps([res.get("name"), res.get("identifier"), res.get("organization"),
+                                   res.get("practitioner"), res.get("code")], option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # nested deeper than JSON allows: only an object built in memory can be
+            self.problem(loc, "an element is nested too deeply to read; the resource is skipped", rtype, rid)
+            self.skip(rtype, MALFORMED_RESOURCE)
+            return
         seen = self.target_digest.get(key)
         if full:
             self.fullurls.setdefault(full, key)
@@ -469,7 +536,7 @@ class FhirReader:
         if not isinstance(concept, dict):
             return []
         out = []
-        for c in concept.get("coding") or ():
+        for c in _seq(concept.get("coding")):
             if isinstance(c, dict):
                 code = c.get("code")
                 if isinstance(code, str) and code:
@@ -483,7 +550,7 @@ class FhirReader:
         if isinstance(value, str):
             return value
         if isinstance(value, dict):
-            for c in value.get("coding") or ():
+            for c in _seq(value.get("coding")):
                 if isinstance(c, dict) and isinstance(c.get("code"), str):
                     return c["code"]
         return None
@@ -501,7 +568,7 @@ class FhirReader:
         """A FHIR date, dateTime or instant as a PartialDate (the date as written, with its
         precision; any time and zone are dropped). An impossible date is reported and left out."""
         if not isinstance(value, str):
-            self.problem(loc, f"{value!r} is not a date", rtype, rid, field)
+            self.problem(loc, f"{_r(value)} is not a date", rtype, rid, field)
             return None
         hit = self._dates.get(value)
         if hit is None:
@@ -536,35 +603,50 @@ class FhirReader:
                     self.roles.setdefault(who[1], res)
         builders: dict[str, _Builder] = {}
         for loc, res, pid in self.patients:
-            builders[pid] = _Builder(loc, res, self._patient(res, loc, pid))
+            try:
+                builders[pid] = _Builder(loc, res, self._patient(res, loc, pid))
+            except _SHAPE_ERRORS as exc:
+                self._malformed(loc, "Patient", pid, exc)
+                self.report.patients_skipped[MALFORMED_RESOURCE] += 1
         self._builders = builders
         mappers = {"Condition": self._condition, "MedicationRequest": self._medication,
                    "MedicationStatement": self._medication, "Encounter": self._encounter,
                    "Observation": self._observation, "Procedure": self._procedure}
         for rtype, loc, res, rid in self.items:
-            b = self._subject(res, rtype, rid, loc)
-            if b is None:
-                continue
-            skip_status = _SKIP_STATUS.get(rtype)
-            if skip_status:
+            try:
+                b = self._subject(res, rtype, rid, loc)
+                if b is None:
+                    continue
                 status = res.get("status")
-                if status in skip_status:
+                if isinstance(status, str) and status in _SKIP_STATUS.get(rtype, ()):
                     self.skip(rtype, f"status {status}")
                     continue
-            reason = mappers[rtype](res, loc, rid, b, rtype)
+                reason = mappers[rtype](res, loc, rid, b, rtype)
+            except _SHAPE_ERRORS as exc:
+                self._malformed(loc, rtype, rid, exc)
+                continue
             if reason is None:
                 self.report.mapped[rtype] += 1
+                b.counts[rtype] += 1
             else:
                 self.skip(rtype, reason)
         records = []
         items = self.report.items
         for pid, b in builders.items():
-            self._practice(b, pid)
-            self._social(b)
-            rec = r.PatientRecord(
-                patient=r.Patient(**b.fields), conditions=tuple(b.conditions), medications=tuple(b.medications),
-                encounters=tuple(b.encounters), observations=tuple(b.observations),
-                procedures=tuple(b.procedures), life_events=tuple(b.life_events))
+            if self.max_items is not None and sum(b.counts.values()) > self.max_items:
+                self._too_many(b, pid)
+                continue
+            try:
+                self._practice(b, pid)
+                self._social(b)
+                rec = r.PatientRecord(
+                    patient=r.Patient(**b.fields), conditions=tuple(b.conditions), medications=tuple(b.medications),
+                    encounters=tuple(b.encounters), observations=tuple(b.observations),
+                    procedures=tuple(b.procedures), life_events=tuple(b.life_events))
+            except _SHAPE_ERRORS as exc:
+                self._drop(b, pid, MALFORMED_RESOURCE, f"the record cannot be built ({_why(exc)}); "
+                           "the patient is not loaded")
+                continue
             records.append(rec)
             self.report.mapped["Patient"] += 1
             items["conditions"] += len(b.conditions)
@@ -579,6 +661,26 @@ class FhirReader:
                     else "")] += 1
         self.report.patients_loaded = len(records)
         return records
+
+    def _too_many(self, b: _Builder, pid: str) -> None:
+        """A record over the item limit is not loaded at all: evaluating part of a
+        record would give an answer that looks complete and is not."""
+        total = sum(b.counts.values())
+        self._drop(b, pid, TOO_MANY_ITEMS, f"this patient's record has {total:,} items; the limit is "
+                   f"{self.max_items:,} per record, so the patient is not loaded")
+
+    def _drop(self, b: _Builder, pid: str, reason: str, message: str) -> None:
+        self.problem(b.loc, message, "Patient", pid)
+        for rtype, n in b.counts.items():  # the items move from mapped to skipped: the counts still balance
+            self.report.mapped[rtype] -= n
+            self.report.skipped[(rtype, reason)] += n
+        self.skip("Patient", reason)
+        self.report.patients_skipped[reason] += 1
+
+    def _malformed(self, loc: Loc, rtype: str, rid: str | None, exc: Exception) -> None:
+        self.problem(loc, f"an element does not have the shape FHIR gives it ({_why(exc)}); "
+                     "the resource is skipped", rtype, rid)
+        self.skip(rtype, MALFORMED_RESOURCE)
 
     def _subject(self, res: dict, rtype: str, rid: str, loc: Loc) -> _Builder | None:
         ref = res.get("subject")
@@ -613,16 +715,16 @@ class FhirReader:
         if gender is not None:
             sex = _GENDERS.get(gender) if isinstance(gender, str) else None
             if sex is None:
-                self.problem(loc, f"{gender!r} is not a FHIR gender (male, female, other, unknown); "
+                self.problem(loc, f"{_r(gender)} is not a FHIR gender (male, female, other, unknown); "
                              "sex is left unknown", "Patient", pid, "gender")
             else:
                 fields["sex"] = sex
         died = res.get("deceasedDateTime")
         if died is not None:
             fields["date_of_death"] = self.date(died, loc, "Patient", pid, "deceasedDateTime")
-        for ext in res.get("extension") or ():
+        for ext in _seq(res.get("extension")):
             if isinstance(ext, dict):
-                fact = self.m.social_extensions.get(ext.get("url"))
+                fact = self.m.social_extensions.get(_text(ext.get("url")))
                 if fact is not None:
                     value = ext.get("valueBoolean")
                     if isinstance(value, bool):
@@ -653,7 +755,7 @@ class FhirReader:
             status = _CONDITION_STATUS.get(clinical)
             if status is None:
                 status = "resolved" if abatement else "active"
-                self.problem(loc, f"{clinical!r} is not a condition-clinical status; taken as {status}",
+                self.problem(loc, f"{_r(clinical)} is not a condition-clinical status; taken as {status}",
                              rtype, rid, "clinicalStatus")
         else:
             status = "resolved" if abatement else "active"
@@ -704,7 +806,7 @@ class FhirReader:
         table = _REQUEST_STATUS if rtype == "MedicationRequest" else _STATEMENT_STATUS
         status = table.get(raw_status) if isinstance(raw_status, str) else None
         if status is None:
-            self.problem(loc, f"{raw_status!r} is not a {rtype} status", rtype, rid, "status")
+            self.problem(loc, f"{_r(raw_status)} is not a {rtype} status", rtype, rid, "status")
             return "no usable status"
         codes = self.codings(res.get("medicationCodeableConcept"), rtype)
         if not codes and res.get("medicationReference") is not None:
@@ -743,7 +845,7 @@ class FhirReader:
         ttype, tid = target
         med = None
         if ttype == "#":
-            for c in res.get("contained") or ():
+            for c in _seq(res.get("contained")):
                 if isinstance(c, dict) and c.get("id") == tid:
                     med = c
                     break
@@ -758,8 +860,8 @@ class FhirReader:
     def _cost(self, res: dict, loc: Loc, rid: str, rtype: str, codes: list) -> float | None:
         m = self.m
         if m.cost_extensions:
-            for ext in res.get("extension") or ():
-                if not isinstance(ext, dict) or ext.get("url") not in m.cost_extensions:
+            for ext in _seq(res.get("extension")):
+                if not isinstance(ext, dict) or _text(ext.get("url")) not in m.cost_extensions:
                     continue
                 money = ext.get("valueMoney")
                 if isinstance(money, dict):
@@ -771,7 +873,7 @@ class FhirReader:
                                  rtype, rid, "extension (monthly cost)")
                     return None
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    self.problem(loc, f"monthly cost {value!r} is not an amount; the cost is left empty",
+                    self.problem(loc, f"monthly cost {_r(value)} is not an amount; the cost is left empty",
                                  rtype, rid, "extension (monthly cost)")
                     return None
                 return float(value)
@@ -787,11 +889,11 @@ class FhirReader:
     def _encounter(self, res: dict, loc: Loc, rid: str, b: _Builder, rtype: str) -> str | None:
         klass = res.get("class")
         if isinstance(klass, list):  # R5: a list of CodeableConcepts
-            klass = next((c for cc in klass if isinstance(cc, dict) for c in cc.get("coding") or ()), None)
+            klass = next((c for cc in klass if isinstance(cc, dict) for c in _seq(cc.get("coding"))), None)
         cls = klass.get("code") if isinstance(klass, dict) else None
         cls = cls if isinstance(cls, str) else ""
         types = []
-        for concept in res.get("type") or ():
+        for concept in _seq(res.get("type")):
             types.extend(self.codings(concept, rtype))
         service = res.get("serviceType")
         if service is not None:
@@ -844,9 +946,9 @@ class FhirReader:
         m = self.m
         if m.method_extensions:
             hosp = res.get("hospitalization")
-            exts = list(res.get("extension") or ())
+            exts = list(_seq(res.get("extension")))
             if isinstance(hosp, dict):
-                exts.extend(hosp.get("extension") or ())
+                exts.extend(_seq(hosp.get("extension")))
             for ext in exts:
                 if isinstance(ext, dict) and ext.get("url") in m.method_extensions:
                     for c in self.codings(ext.get("valueCodeableConcept"), rtype, False):
@@ -905,7 +1007,7 @@ class FhirReader:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 value = float(v)
             elif v is not None:
-                self.problem(loc, f"{v!r} is not a number; the value is left empty", rtype, rid,
+                self.problem(loc, f"{_r(v)} is not a number; the value is left empty", rtype, rid,
                              "valueQuantity.value")
             u = q.get("unit") or q.get("code")
             unit = u if isinstance(u, str) else ""
@@ -914,7 +1016,7 @@ class FhirReader:
             if isinstance(v, int) and not isinstance(v, bool):
                 value = float(v)
             else:
-                self.problem(loc, f"{v!r} is not an integer; the value is left empty", rtype, rid, "valueInteger")
+                self.problem(loc, f"{_r(v)} is not an integer; the value is left empty", rtype, rid, "valueInteger")
         elif "valueCodeableConcept" in res:
             value_codes = self.codings(res["valueCodeableConcept"], rtype, False)
         elif "valueBoolean" in res and isinstance(res["valueBoolean"], bool):
@@ -969,7 +1071,7 @@ class FhirReader:
         for source in self.m.practice_from:
             found = None
             if source == "generalPractitioner":
-                refs = res.get("generalPractitioner") or ()
+                refs = _seq(res.get("generalPractitioner"))
                 for i, ref in enumerate(refs if isinstance(refs, list) else [refs]):
                     found = self._organisation(ref, loc, pid, f"generalPractitioner[{i}]")
                     if found:
@@ -1029,7 +1131,7 @@ class FhirReader:
         if label == "name" and isinstance(org.get("name"), str) and org["name"]:
             return org["name"]
         if label == "identifier":
-            for ident in org.get("identifier") or ():
+            for ident in _seq(org.get("identifier")):
                 if isinstance(ident, dict) and isinstance(ident.get("value"), str):
                     return ident["value"]
         return tid
@@ -1061,6 +1163,31 @@ def _given(res: dict, fields: tuple[str, ...]) -> bool:
         if value is not None:
             return True
     return False
+
+
+def _seq(value: Any) -> Any:
+    """A repeating element as a list; anything else (a number, a text, an object) as empty."""
+    return value if isinstance(value, list) else ()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _r(value: Any) -> str:
+    """A value quoted in a message: short, and safe however deeply it nests."""
+    try:
+        text = repr(value) if isinstance(value, (str, int, float, bool, type(None))) \
+            else orjson.dumps(value).decode()
+    except (TypeError, RecursionError):
+        text = "(a value nested too deeply to show)"
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"{type(exc).__name__}: {_r(str(exc))[1:-1]}"
 
 
 def _gunzip(data: bytes) -> bytes:

@@ -1,0 +1,187 @@
+"""Population scale: the columnar backend against hand-written baselines, side by side.
+
+Run: .venv/bin/python benchmarks/population_speed.py [--sizes 100000,1000000,10000000] [--work DIR]
+
+Data: a base population of ``--base`` patients (20,000 by default) comes from
+engine.generate and is written as Parquet tables; larger populations are
+made from it deterministically by DuckDB: copy k of every row gets
+``-k<k>`` appended to its patient id and practice (so practices keep their
+sizes) and its day-precise encounter dates moved k mod 7 days back. The
+Python generator would take hours for 10M; this takes seconds and keeps the
+mix of conditions, imprecise dates and hospital use of the base.
+
+Runs (each in a fresh subprocess; wall time and the child's peak RSS):
+* ``duckdb hand SQL``: a hand-written DuckDB query of the Castlefields criteria,
+  one column per criterion plus eligible and criteria met, written to Parquet
+  (it reads dates as day-precise and so ignores imprecise dates: a baseline
+  for speed, not for meaning);
+* ``compiled pyramid``: library/ltc_pyramid.pw (Castlefields + Evercare + levels)
+  compiled by engine.columnar, every audit column, written to Parquet;
+* ``compiled pyramid + JSON``: the same, written as one JSON object per patient
+  (outcomes and audit columns) by DuckDB.
+Figures: patients/s over wall time, including reading the Parquet tables.
+The polars baseline named in issue 8 is not written yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+AS_OF = "2024-04-01"
+TABLES = ("patients", "conditions", "medications", "encounters", "observations", "procedures", "life_events",
+          "pathway_events")
+
+
+def make_base(folder: Path, n: int) -> None:
+    from engine.generate import generate
+    from engine.tables import write_tables
+    if not (folder / "patients.parquet").is_file():
+        write_tables(generate(n, seed=1, as_of=AS_OF), folder, "parquet")
+
+
+def replicate(base: Path, out: Path, size: int, base_n: int) -> None:
+    """``size`` patients from the base by copying, deterministic (see the module's doc)."""
+    import duckdb
+    if (out / "patients.parquet").is_file():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    copies = -(-size // base_n)
+    con = duckdb.connect()
+    for table in TABLES:
+        src = f"read_parquet('{base / (table + '.parquet')}')"
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+        exprs = []
+        for c in cols:
+            q = f'"{c}"'
+            if c == "patient_id" or (table == "patients" and c == "practice"):
+                exprs.append(f"CASE WHEN {q} IS NULL THEN NULL ELSE {q} || '-k' || k END AS {q}")
+            elif table == "encounters" and c in ("start", "end"):
+                exprs.append(f"CASE WHEN LENGTH({q}) = 10 THEN CAST(CAST({q} AS DATE) - CAST(k % 7 AS INTEGER) "
+                             f"AS VARCHAR) ELSE {q} END AS {q}")
+            else:
+                exprs.append(q)
+        where = f"WHERE k * {base_n} + rn < {size}" if table == "patients" else ""
+        body = (f"SELECT {', '.join(exprs)} FROM (SELECT *, ROW_NUMBER() OVER () - 1 AS rn FROM {src}) b "
+                f"CROSS JOIN range({copies}) r(k) {where}")
+        if table != "patients":  # keep only the items of patients kept
+            body = (f"SELECT i.* FROM ({body}) i SEMI JOIN (SELECT patient_id FROM ({' '.join([''])}"
+                    f"SELECT b.patient_id || '-k' || k AS patient_id FROM (SELECT *, ROW_NUMBER() OVER () - 1 AS rn "
+                    f"FROM read_parquet('{base / 'patients.parquet'}')) b CROSS JOIN range({copies}) r(k) "
+                    f"WHERE k * {base_n} + rn < {size})) p ON p.patient_id = i.patient_id")
+        con.execute(f"COPY ({body}) TO '{out / (table + '.parquet')}' (FORMAT PARQUET)").fetchall()
+    con.close()
+
+
+HAND_SQL = """
+WITH p AS (SELECT patient_id, practice, TRY_CAST(birth_date AS DATE) AS birth FROM read_parquet('{d}/patients.parquet')),
+e AS (SELECT patient_id, kind, method, TRY_CAST("start" AS DATE) AS s, TRY_CAST("end" AS DATE) AS en
+      FROM read_parquet('{d}/encounters.parquet') WHERE TRY_CAST("start" AS DATE) <= DATE '{a}'),
+enc AS (SELECT patient_id,
+   COUNT(*) FILTER (WHERE kind = 'admission' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS adm,
+   COUNT(*) FILTER (WHERE kind = 'ae' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS ae,
+   COUNT(*) FILTER (WHERE kind = 'gp' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS gp,
+   COUNT(*) FILTER (WHERE kind = 'outpatient' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS op,
+   SUM(CASE WHEN kind = 'admission' THEN GREATEST(DATE_DIFF('day', GREATEST(s, DATE '{a}' - INTERVAL 12 MONTH),
+       LEAST(COALESCE(en, DATE '{a}'), DATE '{a}')), 0) END) AS stay,
+   LEAST(COUNT(*) FILTER (WHERE kind = 'social_work' AND s > DATE '{a}' - INTERVAL 3 MONTH),
+         COUNT(*) FILTER (WHERE kind = 'social_work' AND s > DATE '{a}' - INTERVAL 6 MONTH AND s <= DATE '{a}' - INTERVAL 3 MONTH),
+         COUNT(*) FILTER (WHERE kind = 'social_work' AND s > DATE '{a}' - INTERVAL 9 MONTH AND s <= DATE '{a}' - INTERVAL 6 MONTH),
+         COUNT(*) FILTER (WHERE kind = 'social_work' AND s >= DATE '{a}' - INTERVAL 12 MONTH AND s <= DATE '{a}' - INTERVAL 9 MONTH)) AS sw
+   FROM e GROUP BY patient_id),
+cond AS (SELECT patient_id, COUNT(*) AS ltc FROM read_parquet('{d}/conditions.parquet')
+   WHERE COALESCE(status, 'active') = 'active' AND code IN ({codes}) GROUP BY patient_id),
+med AS (SELECT patient_id, COUNT(*) FILTER (WHERE TRY_CAST("start" AS DATE) <= DATE '{a}' - INTERVAL 6 MONTH) AS longmed,
+   SUM(monthly_cost) AS cost FROM read_parquet('{d}/medications.parquet') WHERE COALESCE(status, 'active') = 'active'
+   GROUP BY patient_id),
+obs AS (SELECT patient_id, BOOL_OR(kind = 'adl' AND impaired) AS adl, BOOL_OR(kind = 'iadl' AND impaired) AS iadl
+   FROM read_parquet('{d}/observations.parquet') WHERE TRY_CAST("date" AS DATE) >= DATE '{a}' - INTERVAL 12 MONTH GROUP BY patient_id),
+j AS (SELECT p.patient_id, p.practice, p.birth, COALESCE(ltc, 0) >= 4 AS c1, COALESCE(longmed, 0) >= 4 AS c2,
+   COALESCE(adm, 0) >= 2 AS c3, COALESCE(ae, 0) >= 2 AS c4, adl AS c5, iadl AS c6, COALESCE(gp, 0) AS gp,
+   COALESCE(op, 0) >= 2 AS c8, COALESCE(stay, 0) > 28 AS c9, COALESCE(sw, 0) > 4 AS c10, COALESCE(cost, 0) > 100 AS c11
+   FROM p LEFT JOIN enc USING (patient_id) LEFT JOIN cond USING (patient_id) LEFT JOIN med USING (patient_id)
+   LEFT JOIN obs USING (patient_id)),
+r AS (SELECT *, COUNT(*) OVER w AS n, MIN(gp) OVER w AS mn,
+   COUNT(*) OVER (PARTITION BY practice ORDER BY gp DESC RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ge
+   FROM j WINDOW w AS (PARTITION BY practice)),
+c AS (SELECT *, practice IS NOT NULL AND gp > mn AND ge <= GREATEST(CEIL(0.03::DOUBLE * n), 1) AS c7 FROM r)
+SELECT patient_id, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11,
+  c1::INT + c2::INT + c3::INT + c4::INT + COALESCE(c5, FALSE)::INT + COALESCE(c6, FALSE)::INT + c7::INT + c8::INT
+  + c9::INT + c10::INT + c11::INT AS criteria_met,
+  DATE_DIFF('year', birth, DATE '{a}') >= 65 AND (c1::INT + c2::INT + c3::INT + c4::INT + COALESCE(c5, FALSE)::INT
+  + COALESCE(c6, FALSE)::INT + c7::INT + c8::INT + c9::INT + c10::INT + c11::INT) >= 3 AS eligible
+FROM c
+"""
+
+
+def child(kind: str, data: str, out: str) -> None:
+    """One measured run (in its own process)."""
+    import duckdb
+    start = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false").fetchall()
+    if kind == "hand":
+        import csv
+        with open(ROOT / "library" / "codes" / "long_term_conditions.csv", encoding="utf-8") as f:
+            codes = ", ".join(f"'{row['code']}'" for row in csv.DictReader(f))
+        sql = HAND_SQL.format(d=data, a=AS_OF, codes=codes)
+        con.execute(f"COPY ({sql}) TO '{out}' (FORMAT PARQUET)").fetchall()
+    else:
+        import engine
+        from engine.columnar import compile_plan
+        from engine.columnar.duckdb_backend import register_tables, write
+        plan = compile_plan(engine.load(ROOT / "library" / "ltc_pyramid.pw"), AS_OF)
+        register_tables(con, data)
+        write(con, plan, out, "json" if kind == "json" else "parquet")
+    n = con.execute(f"SELECT COUNT(*) FROM read_parquet('{data}/patients.parquet')").fetchall()[0][0]
+    wall = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"n": n, "wall": wall, "rss_mb": rss_mb}))
+
+
+def measure(kind: str, data: Path, out: Path) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", kind, str(data), str(out)], capture_output=True,
+                          text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} on {data} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="100000,1000000,10000000")
+    ap.add_argument("--base", type=int, default=20_000)
+    ap.add_argument("--work", default="/tmp/ltc-population-bench")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = Path(args.work)
+    base = work / f"base-{args.base}"
+    t = time.perf_counter()
+    make_base(base, args.base)
+    print(f"base population: {args.base:,} patients ({time.perf_counter() - t:.1f} s)", flush=True)
+    print(f"{'patients':>11} {'run':<26} {'wall s':>8} {'patients/s':>12} {'peak RSS MB':>12}")
+    for size in (int(s) for s in args.sizes.split(",")):
+        data = work / f"pop-{size}"
+        replicate(base, data, size, args.base)
+        for kind, label in (("hand", "duckdb hand SQL"), ("compiled", "compiled pyramid"),
+                            ("json", "compiled pyramid + JSON")):
+            out = work / f"out-{size}-{kind}.{'jsonl' if kind == 'json' else 'parquet'}"
+            r = measure(kind, data, out)
+            print(f"{r['n']:>11,} {label:<26} {r['wall']:>8.2f} {r['n'] / r['wall']:>12,.0f} {r['rss_mb']:>12,.0f}",
+                  flush=True)
+            os.remove(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Lists of record items: filters, windows, aggregates, total stays, counts per period.
+
+Methods of plan.Compiler (kept here to keep plan.py to one subject). A list
+is a three-valued test per item row: TRUE the item is in the list, NULL it
+may be (an imprecise date on a window's edge, a filter that cannot decide),
+FALSE it is not. Kleene's AND of the tests is exactly how engine/evaluate.py
+moves items between its ``sure`` and ``maybe`` lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pathways import model as m
+
+from engine import calendar as cal
+from engine.values import DateR, Qty
+
+from .sql import dbl, lit
+from .values import NULL, ItemSet, V, unknown
+
+
+def _inside(d_lo: str, d_hi: str, lo: dt.date, hi: dt.date, strict_lo: bool, strict_hi: bool) -> str:
+    """engine.evaluate._inside: is the item's date inside the window? NULL when its precision cannot say."""
+    L, H = lit(lo), lit(hi)
+    above = f"{d_lo} {'>' if strict_lo else '>='} {L}"
+    below = f"{d_hi} {'<' if strict_hi else '<='} {H}"
+    out_low = f"{d_hi} {'<=' if strict_lo else '<'} {L}"
+    out_high = f"{d_lo} {'>=' if strict_hi else '>'} {H}"
+    return (f"(CASE WHEN {d_lo} IS NULL THEN NULL WHEN {above} AND {below} THEN TRUE "
+            f"WHEN {out_low} OR {out_high} THEN FALSE ELSE NULL END)")
+
+
+def _date_field(table: str) -> str:
+    from .plan import ITEM_DATE
+    return ITEM_DATE.get(table, "date")
+
+
+def _items(self, v: V, node) -> ItemSet | None:
+    if v.kind == "null":
+        return None
+    if v.kind != "items":
+        self.fail(f"a {v.kind} where a list of record items is needed", node)
+    return v.items
+
+
+def _x_filter(self, cp, path, node: m.Filter) -> V:
+    items = _items(self, self.expr(cp, path, node.source), node.source)
+    if items is None:
+        return unknown()
+    test = self.condition(cp, path, node.condition, items)
+    cleared = None if items.cleared is None else f"({items.cleared}) AND ({test}) IS TRUE"
+    return V("items", items=ItemSet(items.table, items.item_kind, f"({items.status}) AND ({test})",
+                                    items.window, cleared))
+
+
+def condition(self, cp, path, node, items: ItemSet) -> str:
+    """A `where` test on one item row, three-valued."""
+    if isinstance(node, m.Binary) and node.op in ("and", "or"):
+        a, b = self.condition(cp, path, node.left, items), self.condition(cp, path, node.right, items)
+        return f"({a} {node.op.upper()} {b})"
+    if isinstance(node, m.Not):
+        return f"(NOT {self.condition(cp, path, node.operand, items)})"
+    if isinstance(node, m.InValueSet):
+        return self._x_in_value_set(cp, path, node, items)
+    if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:"):
+        left = self.attribute(items, node.left.name, node.left)
+        right = self.expr(cp, path, node.right)
+        if not right.is_const:
+            self.fail("a `where` test that compares an item with a fact about the patient", node)
+        return self.compare(left, node.op, right, node).lo
+    self.fail("this `where` test", node, "only tests on the item's own attributes compile")
+
+
+def _x_in_value_set(self, cp, path, node: m.InValueSet, items: ItemSet) -> str:
+    codes = self.expr(cp, path, node.value_set)
+    if codes.kind != "valueset":
+        self.fail("`in` with something other than a code list", node)
+    if node.attribute != "code" or "system" not in _fields(items.table):
+        self.fail(f"`{node.attribute} in` a code list on {items.table}", node)
+    by_system: dict[str, list[str]] = {}
+    for system, code in sorted(codes.const):
+        by_system.setdefault(system, []).append(code)
+    if not by_system:
+        return "FALSE"
+    parts = [f"(system = {lit(s)} AND code IN ({', '.join(lit(c) for c in cs)}))" for s, cs in by_system.items()]
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _fields(table: str) -> dict:
+    from .plan import TABLE_FIELDS
+    return TABLE_FIELDS[table]
+
+
+def attribute(self, items: ItemSet, name: str, node) -> V:
+    """An attribute of one item row (engine.record_index.attribute)."""
+    table, fields = items.table, _fields(items.table)
+    AS_OF = self.AS_OF
+    if name == "date":
+        d = _date_field(table)
+        return V("date", f"{d}_lo", f"{d}_hi")
+    if name == "duration" and table in ("conditions", "medications", "encounters"):
+        start, end = ("onset", "abatement") if table == "conditions" else ("start", "end")
+        e_lo = f"LEAST(COALESCE({end}_lo, {AS_OF}), {AS_OF})"
+        e_hi = f"LEAST(COALESCE({end}_hi, {AS_OF}), {AS_OF})"
+        return V("span", span=(f"{start}_lo", f"{start}_hi", e_lo, e_hi))
+    if name == "length" and table == "encounters":
+        e_lo = f"LEAST(COALESCE(end_lo, {AS_OF}), {AS_OF})"
+        e_hi = f"LEAST(COALESCE(end_hi, {AS_OF}), {AS_OF})"
+        return V("days", f"GREATEST(DATE_DIFF('day', start_hi, {e_lo}), 0)",
+                 f"GREATEST(DATE_DIFF('day', start_lo, {e_hi}), 0)")
+    kind = fields.get(name)
+    if kind == "date":
+        return V("date", f"{name}_lo", f"{name}_hi")
+    if kind == "num":
+        return V("num", name, name)
+    if kind == "text":
+        if table == "encounters" and name == "code":
+            return V("text", "COALESCE(code, '')", "COALESCE(code, '')")  # the model's default: empty
+        return V("text", name, name)
+    return unknown()
+
+
+def window_bounds(self, cp, path, node: m.Window):
+    """(lo, hi, lo strict, hi strict) as dates, or None when the window cannot be placed."""
+    if node.mode == "last":
+        q = self.expr(cp, path, node.amount)
+        if q.kind != "qty":
+            return None
+        return cal.shift(self.as_of, -q.const.value, q.const.unit), self.as_of, False, False
+    a = self.expr(cp, path, node.start) if node.start is not None else None
+    if a is None or a.kind != "date" or not a.is_const:
+        if a is not None and a.kind == "date":
+            self.fail("a window whose start is a date from the record", node)
+        return None
+    a = a.const
+    if node.mode == "between":
+        b = self.expr(cp, path, node.end)
+        if b.kind != "date":
+            return None
+        if not b.is_const:
+            self.fail("a window whose end is a date from the record", node)
+        return a.lo, b.const.hi, False, False
+    if node.mode == "before":
+        return dt.date.min, a.lo, False, True
+    return a.hi, dt.date.max, True, False
+
+
+def _x_window(self, cp, path, node: m.Window) -> V:
+    items = _items(self, self.expr(cp, path, node.source), node.source)
+    bounds = self.window_bounds(cp, path, node)
+    if items is None or bounds is None:
+        return unknown()
+    d = _date_field(items.table)
+    inside = _inside(f"{d}_lo", f"{d}_hi", *bounds)
+    cleared = None if items.cleared is None else f"({items.cleared}) AND ({inside}) IS TRUE"
+    window = bounds[:2] if node.mode == "last" else items.window
+    return V("items", items=ItemSet(items.table, items.item_kind, f"({items.status}) AND ({inside})", window,
+                                    cleared))
+
+
+def _x_aggregate(self, cp, path, node: m.Aggregate) -> V:
+    if node.op == "total_stay":
+        return self._total_stay(cp, path, node)
+    items = _items(self, self.expr(cp, path, node.source), node.source)
+    if items is None:
+        return unknown()
+    st, t = items.status, items.table
+    n = f"COALESCE({self.agg(t, f'SUM(CASE WHEN {st} THEN 1 ELSE 0 END)')}, 0)"
+    extra = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS NULL THEN 1 ELSE 0 END)')}, 0)"
+    if node.op == "count":
+        return V("num", n, f"({n} + {extra})")
+    if node.op in ("any", "no"):
+        absent = "FALSE"
+        if items.cleared is not None:
+            c = f"COALESCE({self.agg(t, f'SUM(CASE WHEN {items.cleared} THEN 1 ELSE 0 END)')}, 0)"
+            absent = f"CASE WHEN {c} > 0 THEN FALSE ELSE NULL END"
+        found = f"(CASE WHEN {n} > 0 THEN TRUE WHEN {extra} > 0 THEN NULL ELSE {absent} END)"
+        return V("bool", found if node.op == "any" else f"(NOT {found})", None)._same()
+    value = self.attribute(items, node.attribute, node)
+    if node.op == "sum":
+        if value.kind != "num":
+            self.fail(f"`sum` of {node.attribute}", node, "only sums of numbers and amounts compile")
+        sure = f"COALESCE({self.agg(t, f'SUM(CASE WHEN {st} THEN {value.lo} END)')}, 0)"
+        low = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS NULL THEN LEAST({value.lo}, 0) END)')}, 0)"
+        high = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS NULL THEN GREATEST({value.lo}, 0) END)')}, 0)"
+        return V("num", f"({sure} + {low})", f"({sure} + {high})")
+    if value.kind not in ("num", "date"):
+        self.fail(f"`{node.op}` of {node.attribute}", node, "only extremes of numbers and dates compile")
+    fn = "MIN" if node.op in ("min", "earliest") else "MAX"
+    picked, every = [], []
+    for part in (value.lo, value.hi) if value.kind == "date" else (value.lo,):
+        picked.append(self.agg(t, f"{fn}(CASE WHEN {st} THEN {part} END)"))
+        every.append(self.agg(t, f"{fn}(CASE WHEN ({st}) IS NOT FALSE THEN {part} END)"))
+    # an item that may be in the list makes the answer unknown unless it changes nothing
+    moved = " OR ".join(f"({a} IS DISTINCT FROM {b})" for a, b in zip(picked, every))
+    guard = f"{extra} > 0 AND ({moved})"
+    lo = f"(CASE WHEN {guard} THEN NULL ELSE {picked[0]} END)"
+    hi = f"(CASE WHEN {guard} THEN NULL ELSE {picked[-1]} END)"
+    return V(value.kind, lo, hi)
+
+
+def _total_stay(self, cp, path, node: m.Aggregate) -> V:
+    """Nights in hospital, overlapping stays merged (gaps and islands), clipped to the window."""
+    inner, bounds = node.source, None
+    if isinstance(inner, m.Window) and inner.mode == "last":
+        inner, bounds = inner.source, self.window_bounds(cp, path, inner)
+        if bounds is None:
+            return unknown()
+    items = _items(self, self.expr(cp, path, inner), inner)
+    if items is None:
+        return unknown()
+    if items.table != "encounters":
+        self.fail("`total stay of` a list that is not of encounters", node)
+    lo, hi = (bounds[0], bounds[1]) if bounds else (dt.date.min, dt.date.max)
+    L, H = lit(lo), lit(min(hi, self.as_of))
+    AS_OF, st = self.AS_OF, items.status
+    narrow = (f"SELECT patient_id, 0 AS w, GREATEST(start_hi, {L}) AS s, LEAST(COALESCE(end_lo, {AS_OF}), {H}) AS e "
+              f"FROM t_encounters WHERE ({st}) IS TRUE")
+    wide = (f"SELECT patient_id, 1 AS w, GREATEST(start_lo, {L}) AS s, LEAST(COALESCE(end_hi, {AS_OF}), {H}) AS e "
+            f"FROM t_encounters WHERE ({st}) IS NOT FALSE")
+    order = "PARTITION BY patient_id, w ORDER BY s, e"
+    name = self.fresh("stay")
+    sql = (f"SELECT patient_id, SUM(CASE WHEN w = 0 THEN d ELSE 0 END) AS {name}_lo, "
+           f"SUM(CASE WHEN w = 1 THEN d ELSE 0 END) AS {name}_hi FROM ("
+           f"SELECT patient_id, w, isl, DATE_DIFF('day', MIN(s), MAX(e)) AS d FROM ("
+           f"SELECT patient_id, w, s, e, SUM(CASE WHEN pe IS NULL OR s > pe THEN 1 ELSE 0 END) OVER "
+           f"({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS isl FROM ("
+           f"SELECT patient_id, w, s, e, MAX(e) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) "
+           f"AS pe FROM ({narrow} UNION ALL {wide}) spans WHERE e > s) ordered) islands "
+           f"GROUP BY patient_id, w, isl) merged GROUP BY patient_id")
+    self.base_extra.append((name, sql, [f"{name}_lo", f"{name}_hi"]))
+    return V("days", f"COALESCE({name}_lo, 0)", f"COALESCE({name}_hi, 0)")
+
+
+def _x_per_period(self, cp, path, node: m.PerPeriod) -> V:
+    from engine.evaluate import literal
+    items = _items(self, self.expr(cp, path, node.source), node.source)
+    period = literal(node.period)
+    if items is None or items.window is None or not isinstance(period, Qty):
+        return unknown()
+    lo, hi = items.window
+    edges = [hi]
+    while True:
+        nxt = cal.shift(self.as_of, -period.value * len(edges), period.unit)
+        if nxt < lo:
+            break
+        edges.append(nxt)
+    periods = len(edges) - 1
+    if periods == 0:
+        return unknown()
+    d = _date_field(items.table)
+    st, t = items.status, items.table
+    sure, both = [], []
+    for k in range(periods):
+        inside = _inside(f"{d}_lo", f"{d}_hi", edges[k + 1], edges[k], k != periods - 1, False)
+        s = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS TRUE AND {inside} IS TRUE THEN 1 ELSE 0 END)')}, 0)"
+        u_sql = (f"SUM(CASE WHEN {d}_lo IS NOT NULL AND ((({st}) IS NULL AND {inside} IS NOT FALSE) OR "
+                 f"(({st}) IS TRUE AND {inside} IS NULL)) THEN 1 ELSE 0 END)")
+        u = f"COALESCE({self.agg(t, u_sql)}, 0)"
+        sure.append(s)
+        both.append(f"({s} + {u})")
+    if node.op == "average":
+        return V("num", f"(({' + '.join(sure)}) / {dbl(periods)})", f"(({' + '.join(both)}) / {dbl(periods)})")
+    fn = "LEAST" if node.op == "lowest" else "GREATEST"
+    pick = (lambda xs: xs[0]) if periods == 1 else (lambda xs: f"{fn}({', '.join(xs)})")
+    return V("num", pick(sure), pick(both))
+
+
+__all__ = ["_x_filter", "_x_window", "_x_aggregate", "_x_per_period", "_x_in_value_set", "condition",
+           "attribute", "window_bounds", "_total_stay", "DateR", "NULL"]

@@ -1,0 +1,80 @@
+"""Population-relative terms as window functions (engine.evaluate.top_share, percentile_of).
+
+Methods of plan.Compiler. The group is the patient's practice, or everyone.
+Only patients whose value is exactly known (and who have a group) join the
+group's distribution, as in Program.distributions. A patient whose own value
+is a range is ranked at both ends against the group (a join with the group's
+members; such patients are few) and is unknown unless both ends agree.
+"""
+
+from __future__ import annotations
+
+from pathways import model as m
+
+from .sql import dbl
+from .values import V, unknown
+
+
+def _rank(self, cp, path, node):
+    """Materialise the value and the group's window figures; returns the column names."""
+    v = self.expr(cp, path, node.value)
+    if v.kind == "null":
+        return None
+    if v.kind not in ("num", "days"):
+        self.fail(f"ranking a {v.kind}", node)
+    name = self.fresh("rank")
+    val = self.materialize(v, name, "", None, audit=False)
+    k = val.stage
+    stage = k + 1
+    while len(self.stages) <= stage:
+        self.stages.append([])
+    grp = "practice" if node.group == "practice" else "'population'"
+    part = "PARTITION BY practice" if node.group == "practice" else ""
+    lo, hi = val.lo, val.hi
+    exact = f"({lo} = {hi} AND {grp} IS NOT NULL)"
+    key = f"CASE WHEN {exact} THEN {lo} END"
+    cols = {
+        "n": f"COUNT(CASE WHEN {exact} THEN 1 END) OVER ({part})",
+        "mn": f"MIN({key}) OVER ({part})",
+        "ge": (f"COUNT(CASE WHEN {exact} THEN 1 END) OVER ({part} ORDER BY {key} DESC NULLS LAST "
+               "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"),
+    }
+    for c, sql in cols.items():
+        self.stages[stage].append((f"{name}_{c}", sql))
+    on = "m.practice = i.practice" if node.group == "practice" else "TRUE"
+    inexact = (f"SELECT i.patient_id, SUM(CASE WHEN m.{lo} >= i.{lo} THEN 1 ELSE 0 END) AS {name}_gelo, "
+               f"SUM(CASE WHEN m.{lo} >= i.{hi} THEN 1 ELSE 0 END) AS {name}_gehi "
+               f"FROM s{k} i JOIN s{k} m ON {on} WHERE i.{lo} <> i.{hi} AND m.{lo} = m.{hi} "
+               f"GROUP BY i.patient_id")
+    self.stage_ctes.setdefault(stage, []).append((f"{name}_inexact", inexact, [f"{name}_gelo", f"{name}_gehi"]))
+    known = f"{grp} IS NOT NULL AND {lo} IS NOT NULL AND {name}_n > 0"
+    return dict(lo=lo, hi=hi, n=f"{name}_n", mn=f"{name}_mn", ge=f"{name}_ge", gelo=f"COALESCE({name}_gelo, 0)",
+                gehi=f"COALESCE({name}_gehi, 0)", known=known, stage=stage)
+
+
+def _x_in_top(self, cp, path, node: m.InTop) -> V:
+    r = self._rank(cp, path, node)
+    if r is None:
+        return unknown()
+    places = f"GREATEST(CEIL({dbl(node.percent.value / 100)} * {r['n']}), 1)"
+
+    def top(x: str, count: str) -> str:
+        return f"(CASE WHEN {x} <= {r['mn']} THEN FALSE ELSE {count} <= {places} END)"
+    a, b = top(r["lo"], f"({r['gelo']} + 1)"), top(r["hi"], f"({r['gehi']} + 1)")
+    sql = (f"(CASE WHEN NOT ({r['known']}) THEN NULL WHEN {r['lo']} = {r['hi']} THEN {top(r['lo'], r['ge'])} "
+           f"WHEN {a} = {b} THEN {a} ELSE NULL END)")
+    return V("bool", sql, sql, stage=r["stage"])
+
+
+def _x_percentile(self, cp, path, node: m.Percentile) -> V:
+    r = self._rank(cp, path, node)
+    if r is None:
+        return unknown()
+    n = r["n"]
+
+    def pct(count: str) -> str:
+        return f"(CAST(100 AS DOUBLE) * ({n} - {count}) / {n})"
+    exact = f"{r['lo']} = {r['hi']}"
+    lo = f"(CASE WHEN NOT ({r['known']}) THEN NULL WHEN {exact} THEN {pct(r['ge'])} ELSE {pct(r['gelo'])} END)"
+    hi = f"(CASE WHEN NOT ({r['known']}) THEN NULL WHEN {exact} THEN {pct(r['ge'])} ELSE {pct(r['gehi'])} END)"
+    return V("num", lo, hi, stage=r["stage"])

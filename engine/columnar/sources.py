@@ -1,0 +1,129 @@
+"""The tabular layout (engine/tables.py, docs/data.md) as normalised SQL views.
+
+Every backend first exposes each table file as a raw relation whose cells
+are read as text (CSV) or as stored (Parquet). The views here turn cells into
+what the per-patient reader (engine.tables._value) would make of them:
+
+* a date cell (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``, or a Parquet date) is
+  two columns, ``<name>_lo`` and ``<name>_hi``: the earliest and latest day
+  it can be, which is how imprecise dates stay imprecise;
+* an empty cell is not recorded (NULL), and a column's default applies;
+* a code system is named by its short name (``http://snomed.info/sct`` and
+  ``SNOMED`` are ``snomed``), as engine.record_index.code_key does;
+* booleans accept the same words (true/yes/1/t/y, false/no/0/f/n).
+
+``problems_sql`` counts the cells the per-patient reader would refuse, so a
+columnar run never silently reads a row that the reader would have skipped.
+"""
+
+from __future__ import annotations
+
+from pathways import schema
+from engine.tables import COLUMNS, TABLES
+
+from .sql import lit
+
+TRUE_WORDS = ("true", "yes", "1", "t", "y")
+FALSE_WORDS = ("false", "no", "0", "f", "n")
+#: lower-cased system names and URIs -> short names (engine.record_index.SYSTEMS)
+SYSTEMS = {**{uri.lower(): short for short, uri in schema.CODE_SYSTEMS.items()},
+           **{short: short for short in schema.CODE_SYSTEMS}}
+DEFAULT_SYSTEM = {"conditions": "snomed", "medications": "dmd", "observations": "snomed", "procedures": "snomed"}
+
+
+def _text(col: str, present: set[str]) -> str:
+    """A cell as text, NULL when empty or absent (an empty cell is not recorded)."""
+    if col not in present:
+        return "CAST(NULL AS VARCHAR)"
+    q = '"' + col + '"'  # `end` is a keyword
+    return f"CASE WHEN TRIM(CAST({q} AS VARCHAR)) = '' THEN NULL ELSE CAST({q} AS VARCHAR) END"
+
+
+def _trimmed(col: str, present: set[str]) -> str:
+    return f"TRIM({_text(col, present)})"
+
+
+def date_bounds(text: str) -> tuple[str, str]:
+    """Earliest and latest day of a partial date held as text."""
+    day = f"TRY_CAST({text} AS DATE)"
+    month = f"TRY_CAST({text} || '-01' AS DATE)"
+    year_lo = f"TRY_CAST({text} || '-01-01' AS DATE)"
+    year_hi = f"TRY_CAST({text} || '-12-31' AS DATE)"
+    lo = f"CASE LENGTH({text}) WHEN 10 THEN {day} WHEN 7 THEN {month} WHEN 4 THEN {year_lo} END"
+    hi = f"CASE LENGTH({text}) WHEN 10 THEN {day} WHEN 7 THEN LAST_DAY({month}) WHEN 4 THEN {year_hi} END"
+    return lo, hi
+
+
+def _bool(col: str, present: set[str], default: str = "NULL") -> str:
+    t = f"LOWER({_trimmed(col, present)})"
+    words_t = ", ".join(lit(w) for w in TRUE_WORDS)
+    words_f = ", ".join(lit(w) for w in FALSE_WORDS)
+    return f"CASE WHEN {t} IN ({words_t}) THEN TRUE WHEN {t} IN ({words_f}) THEN FALSE ELSE {default} END"
+
+
+def _system(col: str, present: set[str], default: str) -> str:
+    raw = f"COALESCE({_text(col, present)}, {lit(default)})"
+    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in sorted(SYSTEMS.items()))
+    return f"CASE LOWER({raw}) {whens} ELSE {raw} END"
+
+
+def view_sql(table: str, raw: str, present: set[str]) -> str:
+    """SELECT of the normalised view of ``table`` over the raw relation ``raw``."""
+    cols: list[str] = []
+    for column in COLUMNS[table]:
+        name = column.name
+        if column.type == "date":
+            text = _trimmed(name, present)
+            lo, hi = date_bounds(text)
+            cols += [f"{lo} AS {name}_lo", f"{hi} AS {name}_hi"]
+        elif column.type == "boolean":
+            default = "TRUE" if (table, name) == ("observations", "impaired") else "NULL"
+            cols.append(f"{_bool(name, present, default)} AS {name}")
+        elif column.type == "number":
+            cols.append(f"TRY_CAST({_trimmed(name, present)} AS DOUBLE) AS {name}")
+        elif column.type == "code":
+            default = {("patients", "sex"): "unknown", ("conditions", "status"): "active",
+                       ("medications", "status"): "active", ("observations", "kind"): "other"}.get((table, name))
+            value = _trimmed(name, present)
+            cols.append(f"COALESCE({value}, {lit(default)}) AS {name}" if default else f"{value} AS {name}")
+        elif name == "system":
+            cols.append(f"{_system(name, present, DEFAULT_SYSTEM[table])} AS system")
+        elif name == "patient_id":
+            cols.append(f"{_text(name, present)} AS patient_id")
+        else:
+            cols.append(f"{_text(name, present)} AS {name}")
+    return f"SELECT {', '.join(cols)} FROM {raw}"
+
+
+def problems_sql(table: str, raw: str, present: set[str]) -> str | None:
+    """SELECT COUNT(*) of rows the per-patient reader would refuse or skip
+    (bad dates, booleans, numbers or codes; required values missing)."""
+    tests = []
+    for column in COLUMNS[table]:
+        name = column.name
+        if name not in present:
+            if column.required:
+                return f"SELECT COUNT(*) FROM {raw}"  # every row lacks a required column
+            continue
+        value = _trimmed(name, present)
+        if column.required:
+            tests.append(f"{value} IS NULL")
+        if column.type == "date":
+            # the shape the reader accepts; TRY_CAST refuses impossible days (2023-02-30)
+            lo, _ = date_bounds(value)
+            tests.append(f"({value} IS NOT NULL AND ({lo} IS NULL OR NOT regexp_matches({value}, "
+                         f"'^[0-9]{{4}}(-[0-9]{{2}}(-[0-9]{{2}})?)?$')))")
+        elif column.type == "boolean":
+            tests.append(f"({value} IS NOT NULL AND {_bool(name, present)} IS NULL)")
+        elif column.type == "number":
+            tests.append(f"({value} IS NOT NULL AND (TRY_CAST({value} AS DOUBLE) IS NULL OR "
+                         f"isinf(TRY_CAST({value} AS DOUBLE)) OR isnan(TRY_CAST({value} AS DOUBLE))))")
+        elif column.type == "code":
+            choices = ", ".join(lit(c) for c in column.choices)
+            tests.append(f"({value} IS NOT NULL AND {value} NOT IN ({choices}))")
+    if not tests:
+        return None
+    return f"SELECT COUNT(*) FROM {raw} WHERE " + " OR ".join(tests)
+
+
+__all__ = ["TABLES", "date_bounds", "problems_sql", "view_sql"]

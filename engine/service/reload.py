@@ -1,0 +1,152 @@
+"""The protocols a service serves: compiled once, swapped atomically on reload.
+
+:class:`Library` compiles every ``.pw`` file of a folder (and its
+sub-folders) at start-up. :meth:`Library.reload` compiles the folder again
+into a *new* snapshot; only if every protocol compiles does the new snapshot
+replace the old one, in a single assignment. A request holds the snapshot it
+started with, so it never sees half a reload. A broken protocol is refused:
+the previous snapshot keeps serving and the refusal (with every diagnostic)
+is returned and logged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..limits import Limits
+
+
+class LibraryError(Exception):
+    """The library does not compile; ``problems`` holds each rendered diagnostic."""
+
+    def __init__(self, message: str, problems: list[str]):
+        super().__init__(message)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One compiled state of the library. Never changed after it is built."""
+
+    generation: int
+    programs: dict = field(default_factory=dict)  # protocol name -> engine.Program
+    files: dict = field(default_factory=dict)  # protocol name -> file (relative to the library)
+    populations: dict = field(default_factory=dict)  # name -> empty reference distributions
+    compiled: dict = field(default_factory=dict)  # (protocol, pathway) -> compiled entry condition (a cache)
+
+    def describe(self) -> list[dict]:
+        """Name, version, sha256, file, outcomes and parameters of every protocol (GET /protocols)."""
+        out = []
+        for name in sorted(self.programs):
+            protocol = self.programs[name].protocol
+            out.append({
+                "name": name, "version": protocol.header.version, "title": protocol.header.title,
+                "status": protocol.header.status, "sha256": protocol.sha256, "file": self.files[name],
+                "outcomes": list(self.programs[name].outcome_names),
+                "parameters": _parameters(protocol),
+            })
+        return out
+
+
+def _parameters(protocol, prefix: str = "") -> list[dict]:
+    from dsl.formatter import expr_to_text as expr_text
+
+    out = []
+    for decl in protocol.of_kind("parameter"):
+        out.append({"name": prefix + decl.name, "label": decl.label, "default": expr_text(decl.default)})
+    for use in protocol.uses:
+        if use.protocol is not None:
+            out.extend(_parameters(use.protocol, prefix + use.alias + "."))
+    return out
+
+
+def compile_library(folder: Path, limits: Limits, generation: int) -> Snapshot:
+    """Compile every protocol in ``folder``; raise LibraryError listing every problem."""
+    from dsl.compiler import Session, compile_file
+    from dsl.diagnostics import render
+
+    from .. import EngineError, Program
+
+    files = sorted(folder.rglob("*.pw"))
+    if not files:
+        raise LibraryError(f"{folder}: there are no protocol (.pw) files in this folder", [])
+    session = Session(root=folder, max_file_bytes=limits.max_protocol_bytes, max_depth=limits.max_nesting_depth)
+    programs, names, problems = {}, {}, []
+    for path in files:
+        shown = str(path.relative_to(folder))
+        result = compile_file(path, session)
+        errors = [d for d in result.diagnostics if d.severity == "error"]
+        if result.protocol is None or errors:
+            problems.extend(render(d, result.sources.get(d.file)) for d in errors)
+            if not errors:
+                problems.append(f"{shown}: does not compile")
+            continue
+        name = result.protocol.header.name
+        if name in programs:
+            problems.append(f"{shown}: the protocol name {name!r} is already used by {names[name]}")
+            continue
+        try:
+            programs[name] = Program(result.protocol)
+        except EngineError as exc:
+            problems.append(f"{shown}: {exc}")
+            continue
+        names[name] = shown
+    if problems:
+        raise LibraryError(f"{folder}: {len(problems)} problem(s); nothing was changed", problems)
+    populations = {name: {t.id: {} for _, _, t in p.population_terms()} for name, p in programs.items()}
+    return Snapshot(generation, programs, names, populations)
+
+
+class Library:
+    """The served snapshot and the lock that keeps reloads one at a time.
+
+    With several worker processes (``pathways serve --workers N``) each holds
+    its own snapshot. ``signal_file`` joins them: a worker that reloads
+    successfully touches it, and the others, noticing its new time stamp
+    (checked at most twice a second, on a request), reload too.
+    """
+
+    def __init__(self, folder: str | Path, limits: Limits, signal_file: str | Path | None = None):
+        self.folder = Path(folder).resolve()
+        self.limits = limits
+        self._reloading = threading.Lock()
+        self.current = compile_library(self.folder, limits, 1)
+        self.signal_file = Path(signal_file) if signal_file else None
+        self._seen = self._stamp()
+        self._checked = time.monotonic()
+
+    def reload(self, follow: bool = False) -> tuple[bool, Snapshot, list[str]]:
+        """Compile the folder again. (True, new snapshot, []) if it replaced the old one;
+        (False, the snapshot still served, problems) if it was refused."""
+        with self._reloading:
+            try:
+                new = compile_library(self.folder, self.limits, self.current.generation + 1)
+            except LibraryError as exc:
+                return False, self.current, [str(exc), *exc.problems]
+            self.current = new  # one assignment: requests see the old snapshot or the new, never a mix
+            if self.signal_file is not None and not follow:
+                self.signal_file.write_text(str(time.time_ns()))  # tell the other workers
+            self._seen = self._stamp()
+            return True, new, []
+
+    def follow(self, on_reload) -> None:
+        """Reload in the background if another worker has (see the class)."""
+        if self.signal_file is None or time.monotonic() - self._checked < 0.5:
+            return
+        self._checked = time.monotonic()
+        stamp = self._stamp()
+        if stamp != self._seen:
+            self._seen = stamp
+
+            def run():
+                on_reload(*self.reload(follow=True))
+            threading.Thread(target=run, name="follow-reload", daemon=True).start()
+
+    def _stamp(self) -> int | None:
+        try:
+            return self.signal_file.stat().st_mtime_ns if self.signal_file else None
+        except OSError:
+            return None
