@@ -586,13 +586,16 @@ class CompiledProtocol:
             return at_least(values, n[0])
         return item_list
 
-    def _x_items_met(self, node: m.ItemsMet) -> Fn:
-        kind, _, rest = node.target.target.partition(":")
+    def _declared(self, ref: m.Ref):
+        """(the compiled protocol that declares ``ref``, its name there, the import alias or None)."""
+        kind, _, rest = ref.target.partition(":")
         if kind == "decl":
-            owner, name, via = self, rest, None
-        else:
-            via, _, name = rest.partition(":")
-            owner = self.imports[via]
+            return self, rest, None
+        via, _, name = rest.partition(":")
+        return self.imports[via], name, via
+
+    def _x_items_met(self, node: m.ItemsMet) -> Fn:
+        owner, name, via = self._declared(node.target)
         key = ("items", owner.decls[name].expr.id)
 
         def items_met(ctx: Ctx):
@@ -604,12 +607,7 @@ class CompiledProtocol:
         return items_met
 
     def _x_possible_levels(self, node: m.PossibleLevels) -> Fn:
-        kind, _, rest = node.target.target.partition(":")
-        if kind == "decl":
-            owner, name, via = self, rest, None
-        else:
-            via, _, name = rest.partition(":")
-            owner = self.imports[via]
+        owner, name, via = self._declared(node.target)
         conditions = [(lv.number, owner.expr(lv.condition)) for lv in owner.decls[name].levels]
 
         def possible_levels(ctx: Ctx):
