@@ -15,12 +15,18 @@ Runs (each in a fresh subprocess; wall time and the child's peak RSS):
   one column per criterion plus eligible and criteria met, written to Parquet
   (it reads dates as day-precise and so ignores imprecise dates: a baseline
   for speed, not for meaning);
+* ``polars hand query``: the same criteria and columns as a polars lazy query
+  (``polars_baseline``), written to Parquet;
 * ``compiled pyramid``: library/ltc_pyramid.pw (Castlefields + Evercare + levels)
   compiled by engine.columnar, every audit column, written to Parquet;
 * ``compiled pyramid + JSON``: the same, written as one JSON object per patient
-  (outcomes and audit columns) by DuckDB.
+  (outcomes and audit columns) by DuckDB;
+* ``castlefields 1 thread`` and ``castlefields 1 thread + JSON``: the compiled
+  Castlefields protocol alone with DuckDB held to one thread (issue 3's
+  one-core figure; reading the Parquet tables is counted, so the figure is
+  conservative).
 Figures: patients/s over wall time, including reading the Parquet tables.
-The polars baseline named in issue 8 is not written yet.
+``--runs hand,polars,...`` picks runs (default: all).
 """
 
 from __future__ import annotations
@@ -122,6 +128,64 @@ FROM c
 """
 
 
+def polars_baseline(data: str, out: str) -> None:
+    """The Castlefields criteria of HAND_SQL as a polars lazy query (same columns, same shortcuts)."""
+    import csv
+    import datetime as dt
+
+    import polars as pl
+    from engine.calendar import shift
+    a = dt.date.fromisoformat(AS_OF)
+    m3, m6, m9, m12 = (shift(a, -k, "months") for k in (3, 6, 9, 12))
+    with open(ROOT / "library" / "codes" / "long_term_conditions.csv", encoding="utf-8") as f:
+        codes = [row["code"] for row in csv.DictReader(f)]
+
+    def day(col: str):
+        return pl.col(col).str.to_date("%Y-%m-%d", strict=False)
+
+    def scan(table: str):
+        return pl.scan_parquet(f"{data}/{table}.parquet")
+
+    p = scan("patients").select("patient_id", "practice", day("birth_date").alias("birth"))
+    e = scan("encounters").select("patient_id", "kind", day("start").alias("s"), day("end").alias("en")) \
+        .filter(pl.col("s") <= a)
+    kind, s_ = pl.col("kind"), pl.col("s")
+    sw = kind == "social_work"
+    enc = e.group_by("patient_id").agg(
+        adm=((kind == "admission") & (s_ >= m12)).sum(),
+        ae=((kind == "ae") & (s_ >= m12)).sum(),
+        gp=((kind == "gp") & (s_ >= m12)).sum(),
+        op=((kind == "outpatient") & (s_ >= m12)).sum(),
+        stay=pl.when(kind == "admission").then(
+            (pl.min_horizontal(pl.col("en").fill_null(a), pl.lit(a)) - pl.max_horizontal(s_, pl.lit(m12)))
+            .dt.total_days().clip(lower_bound=0)).sum(),
+        sw=pl.min_horizontal((sw & (s_ > m3)).sum(), (sw & (s_ > m6) & (s_ <= m3)).sum(),
+                             (sw & (s_ > m9) & (s_ <= m6)).sum(), (sw & (s_ >= m12) & (s_ <= m9)).sum()))
+    active = pl.col("status").fill_null("active") == "active"
+    cond = scan("conditions").filter(active & pl.col("code").is_in(codes)).group_by("patient_id") \
+        .agg(ltc=pl.len())
+    med = scan("medications").filter(active).group_by("patient_id").agg(
+        longmed=(day("start") <= m6).sum(), cost=pl.col("monthly_cost").sum())
+    obs = scan("observations").filter(day("date") >= m12).group_by("patient_id").agg(
+        adl=((pl.col("kind") == "adl") & pl.col("impaired")).any(),
+        iadl=((pl.col("kind") == "iadl") & pl.col("impaired")).any())
+    j = p.join(enc, on="patient_id", how="left").join(cond, on="patient_id", how="left") \
+        .join(med, on="patient_id", how="left").join(obs, on="patient_id", how="left")
+    z = lambda c: pl.col(c).fill_null(0)  # noqa: E731
+    j = j.select("patient_id", "practice", "birth", c1=z("ltc") >= 4, c2=z("longmed") >= 4, c3=z("adm") >= 2,
+                 c4=z("ae") >= 2, c5=pl.col("adl"), c6=pl.col("iadl"), gp=z("gp"), c8=z("op") >= 2,
+                 c9=z("stay") > 28, c10=z("sw") > 4, c11=z("cost") > 100)
+    gp = pl.col("gp")
+    j = j.with_columns(
+        c7=pl.col("practice").is_not_null() & (gp > gp.min().over("practice"))
+        & (gp.rank("max", descending=True).over("practice")
+           <= pl.max_horizontal((0.03 * pl.len().over("practice")).ceil(), pl.lit(1))))
+    met = pl.sum_horizontal(*(pl.col(f"c{i}").fill_null(False).cast(pl.Int32) for i in range(1, 12)))
+    j = j.select("patient_id", *(f"c{i}" for i in range(1, 12)), criteria_met=met,
+                 eligible=((a.year - pl.col("birth").dt.year()) >= 65) & (met >= 3))
+    j.sink_parquet(out)
+
+
 def child(kind: str, data: str, out: str) -> None:
     """One measured run (in its own process)."""
     import duckdb
@@ -134,17 +198,26 @@ def child(kind: str, data: str, out: str) -> None:
             codes = ", ".join(f"'{row['code']}'" for row in csv.DictReader(f))
         sql = HAND_SQL.format(d=data, a=AS_OF, codes=codes)
         con.execute(f"COPY ({sql}) TO '{out}' (FORMAT PARQUET)").fetchall()
+    elif kind == "polars":
+        polars_baseline(data, out)
     else:
         import engine
         from engine.columnar import compile_plan
         from engine.columnar.duckdb_backend import register_tables, write
-        plan = compile_plan(engine.load(ROOT / "library" / "ltc_pyramid.pw"), AS_OF)
+        protocol = "castlefields.pw" if kind.startswith("cf1") else "ltc_pyramid.pw"
+        if kind.startswith("cf1"):
+            con.execute("SET threads = 1").fetchall()
+        plan = compile_plan(engine.load(ROOT / "library" / protocol), AS_OF)
         register_tables(con, data)
-        write(con, plan, out, "json" if kind == "json" else "parquet")
-    n = con.execute(f"SELECT COUNT(*) FROM read_parquet('{data}/patients.parquet')").fetchall()[0][0]
+        write(con, plan, out, "json" if kind.endswith("json") else "parquet")
     wall = time.perf_counter() - start
+    n = con.execute(f"SELECT COUNT(*) FROM read_parquet('{data}/patients.parquet')").fetchall()[0][0]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"n": n, "wall": wall, "rss_mb": rss_mb}))
+
+
+RUNS = {"hand": "duckdb hand SQL", "polars": "polars hand query", "compiled": "compiled pyramid",
+        "json": "compiled pyramid + JSON", "cf1": "castlefields 1 thread", "cf1json": "castlefields 1 thread + JSON"}
 
 
 def measure(kind: str, data: Path, out: Path) -> dict:
@@ -160,6 +233,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000,10000000")
     ap.add_argument("--base", type=int, default=20_000)
     ap.add_argument("--work", default="/tmp/ltc-population-bench")
+    ap.add_argument("--runs", default=",".join(RUNS), help="comma-separated: " + ", ".join(RUNS))
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -174,9 +248,9 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         data = work / f"pop-{size}"
         replicate(base, data, size, args.base)
-        for kind, label in (("hand", "duckdb hand SQL"), ("compiled", "compiled pyramid"),
-                            ("json", "compiled pyramid + JSON")):
-            out = work / f"out-{size}-{kind}.{'jsonl' if kind == 'json' else 'parquet'}"
+        for kind in args.runs.split(","):
+            label = RUNS[kind]
+            out = work / f"out-{size}-{kind}.{'jsonl' if kind.endswith('json') else 'parquet'}"
             r = measure(kind, data, out)
             print(f"{r['n']:>11,} {label:<26} {r['wall']:>8.2f} {r['n'] / r['wall']:>12,.0f} {r['rss_mb']:>12,.0f}",
                   flush=True)

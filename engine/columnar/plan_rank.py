@@ -39,8 +39,9 @@ def _rank(self, cp, path, node):
         "ge": (f"COUNT(CASE WHEN {exact} THEN 1 END) OVER ({part} ORDER BY {key} DESC NULLS LAST "
                "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"),
     }
-    for c, sql in cols.items():
-        self.stages[stage].append((f"{name}_{c}", sql))
+    # the window sorts what it carries: only the group and the value, joined back by patient
+    win = (f"SELECT patient_id, {', '.join(f'{sql} AS {name}_{c}' for c, sql in cols.items())} FROM s{k}")
+    self.stage_ctes.setdefault(stage, []).append((f"{name}_window", win, [f"{name}_{c}" for c in cols]))
     on = "m.practice = i.practice" if node.group == "practice" else "TRUE"
     inexact = (f"SELECT i.patient_id, SUM(CASE WHEN m.{lo} >= i.{lo} THEN 1 ELSE 0 END) AS {name}_gelo, "
                f"SUM(CASE WHEN m.{lo} >= i.{hi} THEN 1 ELSE 0 END) AS {name}_gehi "

@@ -26,7 +26,7 @@ def session(master: str = "local[2]"):
     """A Spark session for this process (shuffles kept small: the data of one run)."""
     from pyspark.sql import SparkSession
     return (SparkSession.builder.master(master).appName("ltc-pathways")
-            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.shuffle.partitions", "2")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")

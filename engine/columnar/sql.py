@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from sqlglot import exp
 
@@ -20,7 +21,13 @@ def lit(value) -> str:
         if isinstance(value, int) or float(value).is_integer():
             return str(int(value))
         return f"CAST({float(value)!r} AS DOUBLE)"
-    return exp.Literal.string(str(value)).sql()
+    return _text(str(value))
+
+
+@lru_cache(maxsize=65536)
+def _text(value: str) -> str:
+    # a protocol's code lists repeat in every test that reads them: quote each code once
+    return exp.Literal.string(value).sql()
 
 
 def dbl(value: float) -> str:
