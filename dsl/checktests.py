@@ -45,24 +45,43 @@ def labelled_items(protocol: m.Protocol, path: tuple[str, ...] = ()):
             yield from labelled_items(use.protocol, names + (use.alias,))
 
 
+def own_labels(unit: Unit) -> list[str]:
+    """Labels of a unit's own labelled definitions and items (not its tests'), in source order.
+
+    Worked out once per unit: the declarations of a compiled unit do not change."""
+    found = unit.label_cache.get("own")
+    if found is None:
+        found = []
+        for decl in unit.order:
+            if isinstance(decl, m.ProtocolTest):
+                continue
+            if isinstance(decl, m.Definition) and decl.label:
+                found.append(decl.label)
+            found.extend(node.label for node in walk(decl) if isinstance(node, m.Item) and node.label)
+        unit.label_cache["own"] = found  # whole, for a reader in another thread
+    return found
+
+
 def unit_labels(unit: Unit, seen: set[int] | None = None):
     """(protocol name, alias, label) for labelled items and definitions of a unit and its imports."""
     seen = set() if seen is None else seen
     if id(unit) in seen:
         return
     seen.add(id(unit))
-    for decl in unit.order:
-        if isinstance(decl, m.ProtocolTest):
-            continue
-        if isinstance(decl, m.Definition) and decl.label:
-            yield unit.name, decl.label
-        for node in walk(decl):
-            if isinstance(node, m.Item) and node.label:
-                yield unit.name, node.label
+    for label in own_labels(unit):
+        yield unit.name, label
     for alias, sub in unit.imports.items():
         if sub is not None:
             for name, label in unit_labels(sub, seen):
                 yield (alias if name == sub.name else name), label
+
+
+def all_labels(unit: Unit) -> list[tuple[str, str]]:
+    """``list(unit_labels(unit))``, worked out once per unit (its tests all ask for it)."""
+    found = unit.label_cache.get("all")
+    if found is None:
+        found = unit.label_cache["all"] = list(unit_labels(unit))
+    return found
 
 
 def codes_in(unit: Unit):
@@ -128,7 +147,7 @@ def check_test_parts(unit: Unit, test: m.ProtocolTest) -> None:
             help_ = did_you_mean(written, _code_lists(unit)) or help_
         unit.sink.error(p.code, p.message, word_span(unit, p.fact, p.word), help=help_)
     if test.reasons:
-        labels = list(unit_labels(unit))
+        labels = all_labels(unit)
         for reason in test.reasons:
             if reason.label is not None:
                 _check_label(unit, reason, labels)

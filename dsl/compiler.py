@@ -18,6 +18,7 @@ from . import lint, resolve, typecheck
 from .diagnostics import Diagnostic, Label, Sink, sort_key
 from .lower import lower
 from .parser import parse
+from .statements import StatementCache
 from .unit import Unit
 
 #: Protocol and code-list files larger than this are refused.
@@ -51,7 +52,7 @@ class Session:
     """Compiles files, sharing imports between them and detecting import cycles."""
 
     def __init__(self, root: Path | None = None, *, max_file_bytes: int | None = None,
-                 max_depth: int | None = None):
+                 max_depth: int | None = None, statements: StatementCache | None = None):
         self.root = root.resolve() if root else None
         # Limits an embedding system may lower (engine.limits); None keeps the defaults.
         self.max_file_bytes = max_file_bytes if max_file_bytes is not None else MAX_FILE_BYTES
@@ -59,6 +60,9 @@ class Session:
         self.units: dict[Path, Unit] = {}
         self.lowered: dict[Path, m.Protocol | None] = {}
         self.in_progress: list[Path] = []
+        # Statements parsed in this session, by their text: a re-check of an edited text parses
+        # only the statements that changed. An editor passes one cache to the sessions of its re-checks.
+        self.statements = statements if statements is not None else StatementCache()
 
     # --- reading files -----------------------------------------------------------
     def _read(self, path: Path, display: str, sink: Sink, span: m.Span | None = None) -> str | None:
@@ -113,7 +117,7 @@ class Session:
     def compile_text(self, source: str, file: str = "<input>", path: Path | None = None) -> Unit:
         """Run every pass over one text; imports are compiled through this session."""
         unit = Unit(file=file, source=source, sink=Sink(file), path=path)
-        unit.collect(parse(source, unit.sink))
+        unit.collect(parse(source, unit.sink, self.statements))
         if self.max_depth is not None:
             _check_depth(unit, self.max_depth)
         resolve.resolve_imports(unit, self._import)

@@ -3,6 +3,8 @@
 A file is cut into top-level statements (a statement starts at every line
 that begins in column 1) and each is parsed on its own with a LALR parser,
 so one syntax error costs one statement, never the rest of the file.
+A session's :class:`dsl.statements.StatementCache` keeps the statements
+parsed, so a text checked again parses only the statements that changed.
 Comments are kept beside the tree for the formatter; ``##`` comments just
 above a statement become its doc text.
 """
@@ -10,6 +12,7 @@ above a statement become its doc text.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -22,6 +25,7 @@ from pathways.walk import depth as node_depth
 
 from .build import BuildModel
 from .diagnostics import Label, Sink
+from .statements import StatementCache
 from .syntax_errors import STATEMENT_WORDS, report_syntax_error
 
 #: Deeper statements are refused before any recursive pass sees them.
@@ -35,6 +39,11 @@ class _Indenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+
+
+#: The parser's indentation tracker keeps its state on the one shared parser, so two
+#: threads (the workbench checks in a worker) must not parse at the same time.
+_PARSING = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -127,8 +136,11 @@ _DECLARES = re.compile(r"^(?:define|criterion|parameter|codes|score|bands|levels
                        r"([a-z_][a-z0-9_]*)")
 
 
-def parse(source: str, sink: Sink) -> Syntax:
-    """Parse a whole file, statement by statement, reporting into ``sink``."""
+def parse(source: str, sink: Sink, cache: "StatementCache | None" = None) -> Syntax:
+    """Parse a whole file, statement by statement, reporting into ``sink``.
+
+    With a ``cache`` (see :class:`dsl.statements.StatementCache`), statements
+    parsed before, here or anywhere else in the file, are not parsed again."""
     syntax = Syntax(source=source, comments=scan_comments(source))
     if "\x00" in source:
         at = source.index("\x00")
@@ -159,8 +171,14 @@ def parse(source: str, sink: Sink) -> Syntax:
     skip = previous_failed = False
     for k, (first, last) in enumerate(chunks):
         chunk = "\n".join(lines[first:last + 1]) + "\n"
+        node = cache.get(chunk, first, offsets[first], sink) if cache is not None else None
+        if node is not None:
+            skip = previous_failed = False
+            syntax.statements.append(Statement(_with_doc(node, first, docs), first + 1, last + 1))
+            continue
         try:
-            tree = parser.parse(chunk)
+            with _PARSING:
+                tree = parser.parse(chunk)
         except (UnexpectedInput, DedentError) as exc:
             syntax.failed_chunks += 1
             declared = _DECLARES.match(lines[first])
@@ -199,31 +217,43 @@ def parse(source: str, sink: Sink) -> Syntax:
                        m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
                        help="split it into named definitions")
             continue
+        built = Sink(sink.file) if cache is not None else sink  # kept to be replayed on a cache hit
         try:
-            node = BuildModel(sink, first, offsets[first], chunk).transform(tree)
+            node = BuildModel(built, first, offsets[first], chunk).transform(tree)
         except (RecursionError, VisitError) as exc:
             if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
                 raise
+            if built is not sink:
+                sink.items.extend(built.items)
             syntax.failed_chunks += 1
             sink.error("PW108", "this statement is nested too deeply to read",
                        m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
                        help="split it into named definitions")
             continue
+        if built is not sink:
+            sink.items.extend(built.items)
         if isinstance(node, m.Node) and node_depth(node) > MAX_DEPTH:
             syntax.failed_chunks += 1
             sink.error("PW108", f"this statement nests more than {MAX_DEPTH} levels deep",
                        m.Span(line=first + 1, column=1, end_line=first + 1, end_column=2, start=offsets[first]),
                        help="split it into named definitions and combine those")
             continue
-        doc_lines = []
-        above = first  # 1-based line number of the line just above the statement
-        while above in docs:
-            doc_lines.insert(0, docs[above][2:].strip())
-            above -= 1
-        if doc_lines and isinstance(node, (m.Decl, m.Header)):
-            node = node.model_copy(update={"doc": "\n".join(doc_lines)})
-        syntax.statements.append(Statement(node, first + 1, last + 1))
+        if cache is not None:
+            cache.put(chunk, first, offsets[first], node, built.items)
+        syntax.statements.append(Statement(_with_doc(node, first, docs), first + 1, last + 1))
     return syntax
+
+
+def _with_doc(node, first: int, docs: dict[int, str]):
+    """The node with the ``##`` lines just above its statement as its doc text."""
+    doc_lines = []
+    above = first  # 1-based line number of the line just above the statement
+    while above in docs:
+        doc_lines.insert(0, docs[above][2:].strip())
+        above -= 1
+    if doc_lines and isinstance(node, (m.Decl, m.Header)):
+        node = node.model_copy(update={"doc": "\n".join(doc_lines)})
+    return node
 
 
 def _dedent_span(chunk: str, first: int, offset: int) -> m.Span:

@@ -39,6 +39,9 @@ class Unit:
     targets: dict[int, str] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # local names something refers to
     unknown: set[tuple[str | None, str]] = field(default_factory=set)  # names already reported
+    # Labels as dsl.checktests reads them, worked out once per unit ("own": its declarations',
+    # "all": with its imports'): a file with fifty tests would otherwise walk them fifty times.
+    label_cache: dict[str, list] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:

@@ -9,12 +9,22 @@ from pydantic import BaseModel
 from . import model as m
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    # pydantic's model_fields is a slow accessor; checks and the fuzzer walk models constantly
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple(n for n in cls.model_fields if n not in ("span", "protocol"))
+    return found
+
+
 def children(node: BaseModel) -> Iterator[tuple[str, BaseModel]]:
     """(field path, child node) pairs of a node, in field order; spans excluded."""
-    for name in type(node).model_fields:
-        if name in ("span", "protocol"):
-            continue
-        value = getattr(node, name)
+    values = node.__dict__
+    for name in _fields(type(node)):
+        value = values[name]
         if isinstance(value, BaseModel):
             yield name, value
         elif isinstance(value, tuple):

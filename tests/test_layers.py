@@ -40,12 +40,22 @@ def test_no_layer_imports_the_library_folder():
             assert "library" not in _imports(path), path
 
 
+WORKBENCH = ROOT / "tui" / "workbench"
+#: The workbench modules the benchmarks and tests use without a terminal.
+WORKBENCH_LOGIC = ("workbench_lang.py", "workbench_data.py", "workbench_diagram.py")
+
+
 def test_only_the_workbench_imports_textual_at_module_level():
     for layer in ORDER:
         for path in (ROOT / layer).rglob("*.py"):
-            if layer == "tui" and path.name.startswith("workbench"):
-                continue
+            if WORKBENCH in path.parents:
+                continue  # the workbench package is the Textual application
             assert "textual" not in _imports(path), path
+
+
+def test_the_workbench_logic_does_not_import_textual():
+    for name in WORKBENCH_LOGIC:
+        assert "textual" not in _imports(WORKBENCH / name), name
 
 
 def test_command_line_and_engine_do_not_load_textual():

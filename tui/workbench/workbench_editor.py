@@ -13,13 +13,14 @@ from pathlib import Path
 
 from rich.style import Style
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, ListItem, ListView, OptionList, Static, TextArea, Tree
 from textual.widgets._text_area import TextAreaTheme
+from textual.worker import get_current_worker
 
 from .workbench_lang import (CheckResult, LanguageService, NameInfo, OutlineEntry, completions, describe,
                              highlight_bytes, outline, prefix_at, word_at)
@@ -207,9 +208,25 @@ class EditPane(Horizontal):
         self._timer = self.set_timer(CHECK_DELAY, self.recheck)
 
     def recheck(self) -> None:
+        """Check the editor's text in a worker thread, so typing never waits for a check."""
         if self.service is None:
             return
-        result = self.service.check(self.editor.text)
+        self._check(self.service, self.editor.text)
+
+    @work(thread=True, exclusive=True, group="check")
+    def _check(self, service: LanguageService, text: str) -> None:
+        result = service.check(text)
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self._checked, service, result)
+            except RuntimeError:  # the application closed while the text was being checked
+                pass
+
+    def _checked(self, service: LanguageService, result: CheckResult) -> None:
+        """Show a check's result, unless the text or the file changed meanwhile: the newer text
+        is checked next, and showing the older one's problems would make them flicker."""
+        if service is not self.service or result.text != self.editor.text:
+            return
         self.last = result
         self.editor.mark(result)
         self._show_problems(result)
