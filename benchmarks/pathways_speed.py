@@ -6,7 +6,9 @@
 The protocol is library/case_management.pw (the pyramid's levels, the case
 management pathway, Castlefields' practice-relative ranking, so each date
 also needs the population pass). Figures are wall-clock seconds on this
-machine; they are recorded in docs/performance.md by hand, never asserted.
+machine, with the process's CPU seconds beside them (on a shared machine the
+CPU figure is the steadier one to compare); they are recorded in
+docs/performance.md by hand, never asserted.
 """
 
 from __future__ import annotations
@@ -43,26 +45,27 @@ def main() -> None:
     program = engine.load(args.protocol)
     pathway = find_pathway(program.protocol, None)
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     population = population_for(program, records, as_of)
     all_states = states(program, pathway, records, as_of, population=population)
     listed = worklist(all_states)
-    took = time.perf_counter() - t
-    print(f"worklist ({pathway.name}): {len(listed):,} patients on it; {took:.1f} s "
+    took, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"worklist ({pathway.name}): {len(listed):,} patients on it; {took:.1f} s, cpu {cpu:.1f} s "
           f"({len(records) / took:,.0f} patients/s, population pass included)")
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     plan = caseload(program, records, as_of)
-    took = time.perf_counter() - t
+    took, cpu = time.perf_counter() - t, time.process_time() - c
     top = plan.per_level.get(plan.top_level, 0)
     print(f"caseload: {top:,} on level {plan.top_level}, {plan.managers()[0]['at_50']:,} case managers at 50, "
-          f"{plan.managers()[0]['at_80']:,} at 80; {took:.1f} s")
+          f"{plan.managers()[0]['at_80']:,} at 80; {took:.1f} s, cpu {cpu:.1f} s")
 
     when = dates(as_of - dt.timedelta(days=92 * (args.dates - 1)), as_of, 3, "months")[-args.dates:]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     rows = simulate(program, records, when)
-    took = time.perf_counter() - t
-    print(f"simulate: {len(when)} dates, {len(rows)} rows; {took:.1f} s ({took / len(when):.1f} s per date)")
+    took, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"simulate: {len(when)} dates, {len(rows)} rows; {took:.1f} s ({took / len(when):.1f} s per date), "
+          f"cpu {cpu:.1f} s ({cpu / len(when):.1f} s per date)")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ patient (a line with no ``when`` is always in); a line whose ``when`` is
 false or unknown is left out and listed as left out, with the reason, so an
 auditor sees both. ``{name}`` in a line's text is replaced by the value of
 the definition, parameter or patient fact it names. The review date comes
-from the plan's pathway: the patient's next recurring action there (the
-next review), or, when they are not on it yet, the as-of date plus the
-pathway's shortest ``every`` interval.
+from the plan's pathway (its own, or an imported protocol's: ``for
+case_management.case_management``): the patient's next recurring action
+there (the next review), or, when they are not on it yet, the as-of date
+plus the pathway's shortest ``every`` interval, overrides applied.
 """
 
 from __future__ import annotations
@@ -195,12 +196,15 @@ def _items(node) -> list[dict]:
 
 
 def _review(program, plan: m.CarePlan, record, day, parameters, population, out: PersonalPlan) -> None:
-    if not plan.pathway:
+    """The review date from the plan's pathway (``for name`` or ``for alias.name``, an imported one,
+    walked with its own protocol's program and the overrides given to it)."""
+    from .timings import owner_of, pathway_times
+
+    found = owner_of(program, plan.pathway, parameters) if plan.pathway else None
+    if found is None:
         return
-    pathway = program.protocol.get(plan.pathway)
-    if not isinstance(pathway, m.Pathway):
-        return
-    state = state_of(program, pathway, record, day, parameters, explain=False, population=population)
+    pathway, owner, own_parameters = found
+    state = state_of(owner, pathway, record, day, own_parameters, explain=False, population=population)
     out.step = state.step
     recurring = [a for a in state.actions if a.timing == "every"] if state.active else []
     if recurring:
@@ -208,7 +212,8 @@ def _review(program, plan: m.CarePlan, record, day, parameters, population, out:
         out.review_date = nxt.due
         out.review_basis = f"the next \u201c{nxt.action}\u201d, every {nxt.interval}, in step {state.step_label}"
         return
-    intervals = [a.interval for s in pathway.steps for a in s.actions if a.timing == "every"]
+    timed = pathway_times(owner, pathway, own_parameters)
+    intervals = [a.interval for s in timed.steps for a in s.actions if a.timing == "every"]
     if intervals:
         from .calendar import shift
         shortest = min(intervals, key=lambda q: shift(day, q.value, q.unit))

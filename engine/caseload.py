@@ -90,7 +90,7 @@ def levels_ref(protocol: m.Protocol, purpose: str = "levels") -> tuple[m.Levels,
 def caseload(program, records: Iterable[PatientRecord], as_of, parameters=None,
              caseloads: tuple[int, ...] = CASELOADS) -> Caseload:
     """Count patients per level and per pathway step on ``as_of``."""
-    from .pathway_state import state_of
+    from .pathway_state import states_of
     from .worklist import population_for
 
     records = list(records)
@@ -106,21 +106,18 @@ def caseload(program, records: Iterable[PatientRecord], as_of, parameters=None,
             out.level_labels[lv.number] = lv.label
         out.top_level = levels.levels[0].number if levels.levels else None
     population = population_for(program, records, as_of, parameters)
+    wanted = (ref,) if ref is not None else ()
     for record in records:
         out.patients += 1
-        wanted = [ref] if ref is not None else []
-        for i, p in enumerate(pathways_):
-            s = state_of(program, p, record, as_of, parameters, explain=False, population=population,
-                         extra=tuple(wanted) if i == 0 else ())
-            if i == 0 and wanted:
-                wanted = s.extra
+        # one evaluation per patient serves the level and every pathway's entry criteria
+        got, values = states_of(program, pathways_, record, as_of, parameters, explain=False,
+                                  population=population, extra=wanted)
+        for p, s in zip(pathways_, got):
             if s.active:
                 key = s.step if s.exit is None else f"exit:{s.exit}"
                 out.per_step[p.name][key] += 1
         if ref is not None:
-            if not pathways_:
-                wanted, _ = program.evaluate_expressions(record, as_of, wanted, parameters, population=population)
-            level = wanted[0]
+            level = values[0]
             out.per_level[level] += 1
             if level == out.top_level:
                 out.top_by_practice[record.patient.practice or NO_PRACTICE] += 1

@@ -13,14 +13,19 @@ rules (docs/pathways.md has them with examples):
   step, entered on the as-of date (the engine does not guess when the
   criteria were first met); with events, the first step is entered on the
   date of the first event.
+- A self-transition (``on reviewed go to monitoring``, ``after N go to`` the
+  same step) re-enters the step: every clock of the step (``after`` timers,
+  ``due ... within`` and ``due ... every``) runs from the latest entry.
 - ``on EVENT`` transitions move the patient on the event's date; ``after N``
-  timers fire N after the step was entered (an event on the day a timer
-  fires still counts); ``when`` transitions and ``when`` exits are tested on
-  the as-of date only: past values of a condition are not reconstructed.
-- ``due ... within N``: due N after entering the step. ``due ... every N``:
-  due N after the later of entering the step and the last event that kept
-  the patient in it (``on reviewed go to monitoring``). Due before the as-of
-  date and not done is overdue; an overdue recurring action is a recall.
+  timers fire N after the latest entry into the step (an event on the day a
+  timer fires still counts; a timer back to its own step fires once per
+  period); ``when`` transitions and ``when`` exits are tested on the as-of
+  date only: past values of a condition are not reconstructed.
+- ``due ... within N`` / ``every N``: due N after the latest entry into the
+  step; ``every`` then recurs. Due before the as-of date and not done is
+  overdue; an overdue recurring action is a recall.
+- Pathway times written as parameters take the run's overrides
+  (engine.timings).
 - Nothing is guessed: an event with no transition from the step the patient
   is in, an event after death or after an exit, events recorded out of date
   order, and event dates known only to the month are findings, each with
@@ -40,6 +45,10 @@ from .calendar import shift
 
 #: how many ``when`` moves one as-of date may make (timerless cycles are a lint error)
 _MAX_INSTANT_MOVES = 20
+#: how many ``after`` timers one walk may fire (a 1-day timer renewing its own step for 270 years)
+_MAX_TIMER_FIRES = 100_000
+#: id(condition) -> (condition, its text): the condition is kept so that its id cannot be reused
+_TEXTS: dict[int, tuple[m.Expr, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,12 @@ class Visit:
     via: str
     source_id: str = ""
     left: dt.date | None = None
-    renewed: tuple[dt.date, ...] = ()  # events that kept the patient in the step (reviews)
+    renewed: tuple[dt.date, ...] = ()  # re-entries into the step by a self-transition (reviews)
+
+    @property
+    def since(self) -> dt.date:
+        """The latest entry into the step, counting re-entries: every clock of the step runs from it."""
+        return max((self.entered, *self.renewed))
 
 
 @dataclass(frozen=True)
@@ -206,14 +220,20 @@ class _Walk:
         self.s.history.append(Visit(step.name, step.label or step.name, day, via, source_id))
 
     def timers_until(self, day: dt.date) -> None:
-        """Fire ``after`` timers that fall on or before ``day`` (strictly before, for an event's day)."""
-        for _ in range(len(self.steps) + len(self.exits) + 1):
+        """Fire ``after`` timers that fall on or before ``day`` (strictly before, for an event's day).
+
+        Timers count from the latest entry into the step, re-entries included, so a timer that
+        sends the patient back to its own step fires once per period, each time from the last."""
+        for _ in range(_MAX_TIMER_FIRES):
             if self.s.exit is not None:
                 return
             visit = self.s.history[-1]
-            fired = [(_after(visit.entered, t.delay), i, t) for i, t in enumerate(self.current.transitions)
+            since = visit.since
+            fired = [(_after(since, t.delay), i, t) for i, t in enumerate(self.current.transitions)
                      if t.trigger == "after" and t.delay is not None]
-            due = [f for f in fired if f[0] <= day]
+            # a zero-length timer back to its own step would renew it forever on one date
+            due = [f for f in fired if f[0] <= day and not (f[2].target == visit.step and f[0] <= since
+                                                             and not f[2].target_is_exit)]
             if not due:
                 return
             when, _, t = min(due, key=lambda f: (f[0], f[1]))
@@ -260,10 +280,43 @@ def state_of(program, pathway: m.Pathway, record: PatientRecord, as_of, paramete
 
     ``program`` is the engine.Program the pathway belongs to: entry and ``when``
     conditions are evaluated through it. ``explain=False`` skips the names a
-    condition rested on (faster, for worklists over a whole population)."""
+    condition rested on (faster, for worklists over a whole population).
+    ``extra`` expressions are evaluated with the entry criteria; their values
+    are in ``state.extra``."""
+    (state,), values = states_of(program, (pathway,), record, as_of, parameters, explain, population, extra)
+    state.extra = values
+    return state
+
+
+def states_of(program, pathways, record: PatientRecord, as_of, parameters=None, explain: bool = True,
+              population: dict | None = None, extra: tuple[m.Expr, ...] = ()) -> tuple[list[PathwayState], list]:
+    """The patient's state on each of ``pathways`` (all of ``program``'s protocol), and the values
+    of ``extra`` (e.g. the pyramid's level).
+
+    Every entry criterion and ``extra`` are evaluated in one pass, so what they share (the
+    pyramid behind `identified`, a register's criterion) is worked out once. The ``when``
+    conditions of steps and exits are evaluated only for a patient who is on the pathway:
+    most of a population is not, and those conditions are often the costliest (stable for
+    6 months re-reads both case-finding measures)."""
     from .program import _as_date
 
     day = _as_date(as_of)
+    entries = [p.entry for p in pathways if p.entry is not None]
+    values, trace = program.evaluate_expressions(record, day, entries + list(extra), parameters,
+                                                 explain=explain, population=population)
+    entry_values = iter(values[:len(entries)])
+    out = []
+    for pathway in pathways:
+        entry = _check(program, pathway.entry, next(entry_values), trace) if pathway.entry is not None else None
+        out.append(_state(program, pathway, record, day, parameters, explain, population, entry))
+    return out, values[len(entries):]
+
+
+def _state(program, pathway: m.Pathway, record: PatientRecord, day: dt.date, parameters, explain: bool,
+           population: dict | None, entry: Check | None) -> PathwayState:
+    from .timings import pathway_times
+
+    pathway = pathway_times(program, pathway, parameters)  # `--param review_interval=...` moves due dates
     state = PathwayState(record.id, pathway.name, day, practice=record.patient.practice)
     only = len(program.protocol.of_kind("pathway")) == 1
     events = pathway_events(record, pathway.name, only)
@@ -272,17 +325,18 @@ def state_of(program, pathway: m.Pathway, record: PatientRecord, as_of, paramete
     unnamed = [] if only else [e for e in record.pathway_events if not e.pathway]
     past = sorted((e for e in events if e.date.earliest <= day), key=lambda e: e.date.earliest)
 
-    conditions = _conditions(pathway)
-    values, trace = program.evaluate_expressions(record, day, [c for _, c in conditions] + list(extra), parameters,
-                                                 explain=explain, population=population)
-    state.extra = values[len(conditions):]
-    checks = {key: _check(program, expr, v, trace) for (key, expr), v in zip(conditions, values)}
-    state.entry = checks.get(("entry",))
-    if not past and (state.entry is None or not state.entry.met):
+    state.entry = entry
+    if not past and (entry is None or not entry.met):
         return state  # (a pathway with no entry line is joined only by recorded events)
     if not pathway.steps:
         return state
     state.on_pathway = True
+    conditions = _conditions(pathway)
+    checks: dict = {}
+    if conditions:
+        values, trace = program.evaluate_expressions(record, day, [c for _, c in conditions], parameters,
+                                                     explain=explain, population=population)
+        checks = {key: _check(program, expr, v, trace) for (key, expr), v in zip(conditions, values)}
     for e in unnamed:  # with several pathways in the protocol, the engine will not guess which one
         walk.finding("unnamed_pathway", e, f"`{e.event}` on {e.date} names no pathway, and the protocol has "
                                            "several; it was not read for any of them")
@@ -331,10 +385,8 @@ def _order_findings(events: list[PathwayEventRecord], walk: _Walk) -> None:
 
 
 def _conditions(pathway: m.Pathway) -> list[tuple[tuple, m.Expr]]:
-    """Every condition the state may need on the as-of date, evaluated in one pass."""
+    """The ``when`` conditions of steps and exits (the entry is evaluated before), in one pass."""
     out: list[tuple[tuple, m.Expr]] = []
-    if pathway.entry is not None:
-        out.append((("entry",), pathway.entry))
     for step in pathway.steps:
         for i, t in enumerate(step.transitions):
             if t.trigger == "when" and t.condition is not None:
@@ -359,7 +411,10 @@ def _check(program, expr: m.Expr, value, trace: dict | None) -> Check:
                 seen.add(node.dotted)
                 because.append({"name": node.dotted, "label": _label(program.protocol, node),
                                 "value": show(trace[node.id])})
-    return Check(_text(expr), value if isinstance(value, bool) else None, tuple(because))
+    found = _TEXTS.get(id(expr))
+    if found is None or found[0] is not expr:  # written out once per condition, not once per patient
+        found = _TEXTS[id(expr)] = (expr, _text(expr))
+    return Check(found[1], value if isinstance(value, bool) else None, tuple(because))
 
 
 def _label(protocol: m.Protocol, ref: m.Ref) -> str:
@@ -416,12 +471,12 @@ def _actions(step: m.Step, visit: Visit, day: dt.date) -> list[Due]:
     out = []
     for action in step.actions:
         if action.timing == "within":
-            due = _after(visit.entered, action.interval)
+            due = _after(visit.since, action.interval)
             late = (day - due).days
             out.append(Due(action.label, step.name, "within", interval_text(action.interval), due, late > 0,
                            max(late, 0)))
             continue
-        since = max((visit.entered, *visit.renewed))
+        since = visit.since
         due = _after(since, action.interval)
         missed, nxt = 0, due
         while nxt < day and missed < 1000:
@@ -444,7 +499,7 @@ def _available(pathway: m.Pathway, step: m.Step, visit: Visit, checks: dict) -> 
             out.append(Available("event", f"on {t.event}", where))
         elif t.trigger == "after" and t.delay is not None:
             out.append(Available("after", f"after {interval_text(t.delay)} in this step", where,
-                                 fires_on=_after(visit.entered, t.delay)))
+                                 fires_on=_after(visit.since, t.delay)))
         else:
             check = checks.get(("step", step.name, i))
             out.append(Available("when", f"when {check.condition if check else 'the condition holds'}", where,

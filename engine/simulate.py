@@ -68,7 +68,7 @@ def _level_text(v) -> str:
 def simulate(program, records: Iterable[PatientRecord], when: list[dt.date], parameters=None) -> list[Row]:
     """Entries to and exits from each level and pathway between consecutive dates."""
     from .caseload import levels_ref
-    from .pathway_state import state_of
+    from .pathway_state import states_of
     from .worklist import population_for
 
     records = list(records)
@@ -81,25 +81,21 @@ def simulate(program, records: Iterable[PatientRecord], when: list[dt.date], par
         for lv in (*levels.levels, *((levels.fallback,) if levels.fallback else ())):
             values.append((ref.dotted, str(lv.number)))
     values += [(p.name, ON) for p in pathways_]
+    wanted = (ref,) if ref is not None else ()
     rows: list[Row] = []
     before: dict[tuple[str, str], set[str]] | None = None
     for day in when:
         population = population_for(program, records, day, parameters)
         now: dict[tuple[str, str], set[str]] = {}
         for record in records:
-            wanted = [ref] if ref is not None else []
-            for i, p in enumerate(pathways_):
-                # the level is evaluated with the first pathway's conditions: they share the work
-                s = state_of(program, p, record, day, parameters, explain=False, population=population,
-                             extra=tuple(wanted) if i == 0 else ())
-                if i == 0 and wanted:
-                    wanted = s.extra
+            # one evaluation per patient and date serves the level and every pathway's entry criteria
+            got, level = states_of(program, pathways_, record, day, parameters, explain=False,
+                                     population=population, extra=wanted)
+            for p, s in zip(pathways_, got):
                 if s.active:
                     now.setdefault((p.name, ON), set()).add(record.id)
             if ref is not None:
-                if not pathways_:
-                    wanted, _ = program.evaluate_expressions(record, day, wanted, parameters, population=population)
-                now.setdefault((ref.dotted, _level_text(wanted[0])), set()).add(record.id)
+                now.setdefault((ref.dotted, _level_text(level[0])), set()).add(record.id)
         keys = values + sorted(k for k in now if k not in values)  # e.g. an unknown level
         for key in keys:
             held = now.get(key, set())

@@ -102,15 +102,16 @@ def test_fhir_careplan_structure(program):
 
 
 def test_fhir_careplan_validates_against_r4():
-    fhir = pytest.importorskip("fhir.resources", reason="fhir.resources validates the R4 structure")
-    del fhir
+    # fhir.resources is in the test extra: a missing install fails here rather than skipping unseen
     from fhir.resources.R4B.careplan import CarePlan
     from fhir.resources.R4B.goal import Goal
 
     resource = care_plan_resource(personalise(engine.load(FIXTURE), "case_management_plan", P1, AS_OF))
-    CarePlan.parse_obj(resource) if not hasattr(CarePlan, "model_validate") else CarePlan.model_validate(resource)
-    for goal in resource["contained"]:
-        Goal.parse_obj(goal) if not hasattr(Goal, "model_validate") else Goal.model_validate(goal)
+    library = care_plan_resource(_plan(LIBRARY / "case_management_plan.pw", P1))
+    for plan in (resource, library):
+        CarePlan.parse_obj(plan) if not hasattr(CarePlan, "model_validate") else CarePlan.model_validate(plan)
+        for goal in plan["contained"]:
+            Goal.parse_obj(goal) if not hasattr(Goal, "model_validate") else Goal.model_validate(goal)
     with pytest.raises(Exception):  # the validator is not a rubber stamp: status is required
         CarePlan.parse_obj({k: v for k, v in resource.items() if k != "status"})
 
@@ -140,3 +141,57 @@ def test_library_care_plan_if_present():
     plan = personalise(program, None, P1, AS_OF, population=population)
     assert plan.sections and all(line.text for s in plan.sections for line in s.lines)
     assert care_plan_resource(plan)["subject"] == {"reference": "Patient/p1"}
+
+
+# --- plans for a pathway of an imported protocol (`for alias.pathway`) ------------------------------
+
+LIBRARY = Path(__file__).parent.parent / "library"
+
+
+def _plan(path, record, plan=None, parameters=None, as_of=AS_OF):
+    program = engine.load(path)
+    population = program.distributions([record], as_of, parameters) if program.population_terms() else None
+    return personalise(program, plan, record, as_of, parameters, population)
+
+
+def test_library_case_management_plan_reviews_on_the_imported_pathway():
+    plan = _plan(LIBRARY / "case_management_plan.pw", P1)  # `for case_management.case_management`
+    assert plan.pathway == "case_management.case_management" and plan.step == "monitoring"
+    assert plan.review_date.isoformat() == "2023-10-15"  # reviewed 15 July, every 3 months
+    assert plan.review_basis.startswith("the next \u201cReview the care plan at home or by telephone")
+    resource = care_plan_resource(plan)
+    assert resource["period"] == {"start": AS_OF, "end": "2023-10-15"}
+    longer = _plan(LIBRARY / "case_management_plan.pw", P1, parameters={"case_management.review_interval": "6 months"})
+    assert longer.review_date.isoformat() == "2024-01-15" and "every 6 months" in longer.review_basis
+    off = _plan(LIBRARY / "case_management_plan.pw", P2)  # not on the pathway: 3 months from the as-of date
+    assert off.step is None and off.review_date.isoformat() == "2023-11-01"
+
+
+COPD = PatientRecord(
+    patient=Patient(id="c1", birth_date=PartialDate.parse("1950-01-01"), practice="A"),
+    conditions=(Condition(code="13645005", onset=PartialDate.parse("2015-02"), source_id="cond-copd"),),
+    pathway_events=(PathwayEventRecord(event="assessed", date=PartialDate.parse("2023-01-10"), source_id="d1",
+                                       pathway="copd_management"),
+                    PathwayEventRecord(event="reviewed", date=PartialDate.parse("2023-03-01"), source_id="d2",
+                                       pathway="copd_management")))
+
+
+def test_library_disease_management_plan_reviews_on_the_imported_register():
+    plan = _plan(LIBRARY / "disease_management_plans.pw", COPD, "copd_plan")  # `for dm.copd_management`
+    assert plan.step == "annual_review" and plan.review_date.isoformat() == "2024-03-01"
+    sooner = _plan(LIBRARY / "disease_management_plans.pw", COPD, "copd_plan", {"dm.review_interval": "6 months"})
+    assert sooner.review_date.isoformat() == "2023-09-01"
+
+
+def test_careplan_command_takes_overrides_for_the_imported_pathway(tmp_path):
+    from tui.cli import cli
+
+    data = tmp_path / "people.jsonl"
+    data.write_bytes(orjson.dumps(P1.model_dump(mode="json")) + b"\n")
+    base = ["careplan", str(LIBRARY / "case_management_plan.pw"), "--data", str(data), "--patient", "p1",
+            "--as-of", AS_OF, "--format", "fhir"]
+    result = CliRunner().invoke(cli, [*base, "--param", "case_management.review_interval=6 months"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["period"] == {"start": AS_OF, "end": "2024-01-15"}
+    wrong = CliRunner().invoke(cli, [*base, "--param", "case_management.review_intervl=6 months"])
+    assert wrong.exit_code == 1 and "did you mean `review_interval`" in wrong.output

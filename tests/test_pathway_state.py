@@ -200,3 +200,90 @@ def test_library_case_management_pathway_if_present(tmp_path):
     population = program.distributions([rec], "2023-03-30")  # the library ranks GP visits in a practice
     s = state_of(program, cm, rec, "2023-03-30", population=population)
     assert s.step == "assessment" and s.next_action.due == D("2023-04-08")
+
+
+# --- pathway times written as parameters, and re-entering a step -----------------------------------
+
+TIMED = Path(__file__).parent / "fixtures" / "pathways" / "timed.pw"
+
+
+@pytest.fixture(scope="module")
+def timed():
+    program = engine.load(TIMED)
+    return program, find_pathway(program.protocol, "case_management")
+
+
+CONSENTED = [ev("approached", "2023-03-20", "e1"), ev("consented", "2023-03-25", "e2")]  # monitoring from 25 March
+
+
+def test_overrides_move_due_dates(timed):
+    program, cm = timed
+    rec = person(events=CONSENTED)
+    dues = {a.action: (a.due, a.interval) for a in state_of(program, cm, rec, "2023-05-01").actions}
+    assert dues == {"Review the care plan": (D("2023-06-25"), "3 months"),
+                    "Check the medicines": (D("2023-04-08"), "14 days")}
+    s = state_of(program, cm, rec, "2023-05-01", {"review_interval": "6 months", "medicines_check": "28 days"})
+    assert {a.action: (a.due, a.interval) for a in s.actions} == {
+        "Review the care plan": (D("2023-09-25"), "6 months"), "Check the medicines": (D("2023-04-22"), "28 days")}
+    new = person()  # identified today, no events: the approach is due from today
+    assert state_of(program, cm, new, "2023-03-10").next_action.due == D("2023-03-24")
+    assert state_of(program, cm, new, "2023-03-10", {"approach_deadline": "7 days"}).next_action.due == D("2023-03-17")
+
+
+def test_overrides_move_after_timers(timed):
+    program, cm = timed
+    waiting = person(events=CONSENTED[:1])  # approached 20 March, no answer
+    s = state_of(program, cm, waiting, "2023-05-01")
+    assert (s.exit, s.exit_date) == ("no_response", D("2023-04-17"))
+    s = state_of(program, cm, waiting, "2023-05-01", {"response_period": "60 days"})
+    assert s.step == "approached" and s.exit is None
+    timer = next(a for a in s.available if a.trigger == "after")
+    assert (timer.fires_on, timer.description) == (D("2023-05-19"), "after 60 days in this step")
+
+
+def test_a_wrong_override_is_a_clear_error(timed):
+    program, cm = timed
+    with pytest.raises(engine.EngineError, match="parameter `review_interval` is a duration; 12 is a number"):
+        state_of(program, cm, person(events=CONSENTED), "2023-05-01", {"review_interval": "12"})
+    with pytest.raises(engine.EngineError, match="did you mean `review_interval`"):
+        state_of(program, cm, person(events=CONSENTED), "2023-05-01", {"review_intervl": "6 months"})
+
+
+def test_a_review_restarts_every_clock_of_the_step(timed):
+    program, cm = timed
+    rec = person(events=[*CONSENTED, ev("reviewed", "2023-05-10", "e3")])
+    s = state_of(program, cm, rec, "2023-06-01")
+    assert s.step == "monitoring" and s.history[-1].renewed == (D("2023-05-10"),)
+    dues = {a.action: (a.due, a.overdue, a.days_overdue) for a in s.actions}
+    # the review clock and the `within` deadline both count from the review, the latest entry into the step
+    assert dues == {"Review the care plan": (D("2023-08-10"), False, 0),
+                    "Check the medicines": (D("2023-05-24"), True, 8)}
+
+
+def test_a_timer_back_to_its_own_step_fires_once_per_period(timed):
+    program, cm = timed
+    rec = person(events=[*CONSENTED, ev("referred", "2023-04-01", "e3")])  # into recall on 1 April
+    s = state_of(program, cm, rec, "2023-05-01")  # the timer's day: it has fired
+    assert s.step == "recall" and s.history[-1].renewed == (D("2023-05-01"),)
+    s = state_of(program, cm, rec, "2023-07-15")
+    assert s.history[-1].renewed == (D("2023-05-01"), D("2023-06-01"), D("2023-07-01"))
+    assert [(a.action, a.due, a.overdue) for a in s.actions] == [("Send a reminder", D("2023-08-01"), False)]
+    assert next(a for a in s.available if a.trigger == "after").fires_on == D("2023-08-01")
+    s = state_of(program, cm, rec, "2023-07-15", {"reminder_interval": "6 weeks"})
+    assert s.history[-1].renewed == (D("2023-05-13"), D("2023-06-24")) and s.next_action.due == D("2023-08-05")
+    # an event on the day the timer would fire is read first: the patient came, no reminder
+    came = person(events=[*CONSENTED, ev("referred", "2023-04-01", "e3"), ev("reviewed", "2023-05-01", "e4")])
+    s = state_of(program, cm, came, "2023-05-15")
+    assert s.step == "monitoring" and s.history[-2].renewed == () and s.history[-1].entered == D("2023-05-01")
+
+
+def test_the_coverage_walk_applies_timing_overrides(timed):
+    from engine.protocol_coverage import walk_pathways
+
+    program, cm = timed
+    (after,) = [t for t in cm.steps[1].transitions if t.trigger == "after"]
+    waiting = person(events=CONSENTED[:1])
+    seen = walk_pathways(program.protocol, lambda _: program, waiting, D("2023-05-01"), {})
+    assert seen[after.id] is True
+    seen = walk_pathways(program.protocol, lambda _: program, waiting, D("2023-05-01"), {"response_period": "60 days"})
+    assert seen[after.id] is False

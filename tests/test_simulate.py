@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import engine
 from engine.simulate import dates, simulate
-from pathways.records import Condition, Encounter, PartialDate, Patient, PatientRecord
+from pathways.records import Condition, Encounter, PartialDate, Patient, PathwayEventRecord, PatientRecord
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pathways" / "case_management.pw"
 D = dt.date.fromisoformat
@@ -79,3 +79,25 @@ def test_simulate_command_writes_the_plot_ready_csv(tmp_path):
     first = out.read_bytes()
     assert CliRunner().invoke(cli, args).exit_code == 0 and out.read_bytes() == first  # deterministic
     assert "2024-02-01" in result.stdout and "on pathway" in result.stdout
+
+
+def test_simulate_takes_timing_overrides(tmp_path):
+    """An approach never answered: off the pathway at 28 days (the default), still on it at 60."""
+    from tui.cli import cli
+
+    timed = Path(__file__).parent / "fixtures" / "pathways" / "timed.pw"
+    waiting = person("w").model_copy(update={"pathway_events": (
+        PathwayEventRecord(event="approached", date=PartialDate.parse("2023-03-20"), source_id="w1"),)})
+    data = tmp_path / "people.jsonl"
+    data.write_bytes(orjson.dumps(waiting.model_dump(mode="json")) + b"\n")
+    args = ["simulate", str(timed), "--data", str(data), "--from", "2023-04-01", "--to", "2023-05-01",
+            "--csv", str(tmp_path / "sim.csv")]
+    for extra, rows in (([], [["2023-04-01", "case_management", "on pathway", "1", "", ""],
+                              ["2023-05-01", "case_management", "on pathway", "0", "0", "1"]]),
+                        (["--param", "response_period=60 days"],
+                         [["2023-04-01", "case_management", "on pathway", "1", "", ""],
+                          ["2023-05-01", "case_management", "on pathway", "1", "0", "0"]])):
+        result = CliRunner().invoke(cli, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        with (tmp_path / "sim.csv").open(newline="") as f:
+            assert list(csv.reader(f))[1:] == rows

@@ -200,3 +200,59 @@ def test_graph_highlights_the_patients_path(data):
     assert [c.split()[1] for c in current] == [node["Care planning"]]
     dot = invoke("graph", FIXTURE, "--format", "dot", "--data", data, "--patient", "late-plan", "--as-of", AS_OF)
     assert dot.exit_code == 0 and 'label="Care planning", shape=box, style=filled, fillcolor="#ffd966"' in dot.stdout
+
+
+# --- `--param` on pathway times (tests/fixtures/pathways/timed.pw) ---------------------------------
+
+TIMED = Path(__file__).parent / "fixtures" / "pathways" / "timed.pw"
+
+
+@pytest.fixture(scope="module")
+def timed_data(tmp_path_factory) -> Path:
+    """mon: in monitoring since 25 March, reviewed 5 April (medicines check due 14 days later, 19 April);
+    waiting: approached 20 March and never answered (gone at 28 days, 17 April; still waiting at 60)."""
+    people = [person("mon", admissions=(), events=[ev("approached", "2023-03-20", "m1"),
+                                                    ev("consented", "2023-03-25", "m2"),
+                                                    ev("reviewed", "2023-04-05", "m3")]),
+              person("waiting", admissions=(), events=[ev("approached", "2023-03-20", "w1")])]
+    path = tmp_path_factory.mktemp("timed") / "people.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r.model_dump(mode="json")) + b"\n" for r in people))
+    return path
+
+
+def test_worklist_and_register_take_timing_overrides(timed_data):
+    base = ["--data", timed_data, "--as-of", "2023-05-01", "--format", "jsonl"]
+    rows = [json.loads(x) for x in invoke("worklist", TIMED, *base).stdout.splitlines()]
+    assert [(r["patient_id"], r["next_action"], r["due"], r["overdue"]) for r in rows] == [
+        ("mon", "Check the medicines", "2023-04-19", True)]
+    result = invoke("worklist", TIMED, *base, "--param", "medicines_check=60 days", "--param", "response_period=60 days")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [(r["patient_id"], r["step"], r["due"], r["overdue"]) for r in rows] == [
+        ("mon", "monitoring", "2023-06-04", False), ("waiting", "approached", None, False)]
+    assert rows[1]["next_action"] == "Waiting for consented or exited (else exit: No response to the approach on 2023-05-19)"
+    overdue = invoke("register", TIMED, *base, "--overdue")
+    assert [json.loads(x)["patient_id"] for x in overdue.stdout.splitlines()] == ["mon"]
+    overdue = invoke("register", TIMED, *base, "--overdue", "--param", "medicines_check=60 days")
+    assert overdue.exit_code == 0 and overdue.stdout == ""
+
+
+def test_caseload_takes_timing_overrides_and_a_wrong_one_is_a_clear_message(timed_data):
+    base = ["caseload", TIMED, "--data", timed_data, "--as-of", "2023-05-01", "--format", "json"]
+    steps = json.loads(invoke(*base).stdout)["per_step"]["case_management"]
+    assert (steps["approached"], steps["monitoring"]) == (0, 1)
+    steps = json.loads(invoke(*base, "--param", "response_period=60 days").stdout)["per_step"]["case_management"]
+    assert (steps["approached"], steps["monitoring"]) == (1, 1)
+    wrong = invoke(*base, "--param", "response_period=60")
+    assert wrong.exit_code == 1 and "parameter `response_period` is a duration" in wrong.output
+    assert "Traceback" not in wrong.output
+
+
+def test_one_evaluation_for_every_pathway_gives_each_pathways_own_state(program):
+    from engine.pathway_state import state_of, states_of
+
+    pathways = program.protocol.of_kind("pathway")
+    assert len(pathways) == 2  # case management and the COPD register, evaluated together
+    for rec in population():
+        together, _ = states_of(program, pathways, rec, AS_OF)
+        assert [s.to_dict() for s in together] == [state_of(program, p, rec, AS_OF).to_dict() for p in pathways]

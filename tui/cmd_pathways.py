@@ -31,7 +31,8 @@ _data = click.option("--data", required=True, type=click.Path(exists=True),
                      help="Record file (.jsonl), a folder of tables, or FHIR R4 bundles / bulk NDJSON.")
 _as_of = click.option("--as-of", "as_of", required=True, type=AS_OF,
                       help="The date to work out the state on (YYYY-MM-DD); there is no hidden clock.")
-_param = click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a parameter.")
+_param = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                      help='Override a parameter, pathway times included: review_interval="6 months" (repeatable).')
 _strict = click.option("--strict", is_flag=True, help="Stop at the first problem in the data (exit 1).")
 _mapping = click.option("--mapping", type=click.Path(exists=True, dir_okay=False), help="A local code mapping (TOML).")
 _protocol = click.argument("protocol", type=click.Path(exists=True, dir_okay=False))
