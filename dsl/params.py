@@ -23,12 +23,13 @@ def parse_value(text: str, what: str) -> tuple[m.Expr | None, list[Diagnostic]]:
     syntax = parse(f"parameter value = {text}\n", sink)
     if sink.items or not syntax.statements:
         return None, [Diagnostic(code="PW700", severity="error", file=what,
-                                 message=f"{text!r} is not a value", help="write e.g. `3`, `12 months`, `£100`, "
+                                 message=f"{text!r} is not a value ({what})", help="write e.g. `3`, `12 months`, `£100`, "
                                  "`2024-04-01`, `true` or text in double quotes")]
     value = syntax.statements[0].node.default
     if not isinstance(value, (m.Quantity, m.Text, m.Boolean, m.DateLiteral)):
         return None, [Diagnostic(code="PW700", severity="error", file=what,
-                                 message=f"{text!r} is not a plain value")]
+                                 message=f"{text!r} is not a plain value ({what})",
+                                 help="write e.g. `3`, `12 months`, `£100`, `2024-04-01`, `true` or text in double quotes")]
     return value, []
 
 
