@@ -659,6 +659,11 @@ def _inside(date, lo: dt.date, hi: dt.date, strict_lo: bool, strict_hi: bool) ->
     return False if out_low or out_high else None
 
 
+#: attributes that are lengths of time, whatever the kind of item
+_DURATION_ATTRIBUTES = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()
+                                 for name, t in attrs.items() if t == schema.DURATION)
+
+
 def _attribute_aggregate(op: str, attr: str, items: Items, as_of: dt.date):
     """sum/min/max/latest/earliest of an attribute; values not recorded are ignored.
     Items that may or may not be in the list make the answer unknown unless
@@ -673,8 +678,8 @@ def _attribute_aggregate(op: str, attr: str, items: Items, as_of: dt.date):
         extras = values(items.maybe)
         for extra in filter(None, map(number_range, extras)):
             lo, hi = lo + min(extra[0], 0), hi + max(extra[1], 0)
-        if any(isinstance(v, (Days, Span, Qty)) for v in sure + extras):
-            return Days(lo, hi)  # lengths of time add up in days
+        if attr in _DURATION_ATTRIBUTES or any(isinstance(v, (Days, Span, Qty)) for v in sure + extras):
+            return Days(lo, hi)  # lengths of time add up in days (none at all: 0 days, not unknown)
         return lo if lo == hi else Rng(lo, hi)
     smallest = op in ("min", "earliest")
     picked = _pick(sure, smallest)
