@@ -20,13 +20,15 @@ Runs (each in a fresh subprocess; wall time and the child's peak RSS):
 * ``compiled pyramid``: library/ltc_pyramid.pw (Castlefields + Evercare + levels)
   compiled by engine.columnar, every audit column, written to Parquet;
 * ``compiled pyramid + JSON``: the same, written as one JSON object per patient
-  (outcomes and audit columns) by DuckDB;
+  (outcomes and audit columns) by engine.columnar.duckdb_backend.write (DuckDB
+  writes Parquet, streamed to JSON lines by polars);
 * ``castlefields 1 thread`` and ``castlefields 1 thread + JSON``: the compiled
   Castlefields protocol alone with DuckDB held to one thread (issue 3's
   one-core figure; reading the Parquet tables is counted, so the figure is
   conservative).
 Figures: patients/s over wall time, including reading the Parquet tables.
-``--runs hand,polars,...`` picks runs (default: all).
+``--runs hand,polars,...`` picks runs (default: all). ``BENCH_MEMORY_LIMIT=2.5GB`` in
+the environment holds the compiled runs' DuckDB to that much memory (it spills to disk).
 """
 
 from __future__ import annotations
@@ -207,6 +209,8 @@ def child(kind: str, data: str, out: str) -> None:
         protocol = "castlefields.pw" if kind.startswith("cf1") else "ltc_pyramid.pw"
         if kind.startswith("cf1"):
             con.execute("SET threads = 1").fetchall()
+        if os.environ.get("BENCH_MEMORY_LIMIT"):  # e.g. 2.5GB: DuckDB then spills to disk
+            con.execute(f"SET memory_limit = '{os.environ['BENCH_MEMORY_LIMIT']}'").fetchall()
         plan = compile_plan(engine.load(ROOT / "library" / protocol), AS_OF)
         register_tables(con, data)
         write(con, plan, out, "json" if kind.endswith("json") else "parquet")

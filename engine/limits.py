@@ -57,6 +57,37 @@ class Limits:
             values[name] = value
         return replace(cls(), **values)
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Limits":
+        """The ``[limits]`` table of a TOML file (a service configuration will do; other tables are ignored)."""
+        import tomllib
+
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise LimitError(f"cannot read the limits file {path}: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise LimitError(f"{path}: not valid TOML: {exc}") from None
+        table = data.get("limits")
+        if not isinstance(table, dict):
+            raise LimitError(f"{path}: there is no [limits] table (see docs/service.md, Limits)")
+        return cls.from_dict(table, f"{path} [limits]")
+
+    def with_overrides(self, items) -> "Limits":
+        """These limits with ``NAME=VALUE`` overrides (``--limit max_items_per_record=1000``)."""
+        table = {}
+        for item in items:
+            name, sep, text = item.partition("=")
+            if not sep or not name.strip() or not text.strip():
+                raise LimitError(f"--limit {item!r}: write NAME=VALUE, e.g. max_items_per_record=20000")
+            try:
+                value = float(text) if "." in text or "e" in text.lower() else int(text.replace("_", ""))
+            except ValueError:
+                raise LimitError(f"--limit {name.strip()}: {text.strip()!r} is not a number") from None
+            table[name.strip()] = value
+        checked = Limits.from_dict(table, "--limit")  # names and kinds, with the same messages
+        return replace(self, **{name: getattr(checked, name) for name in table})
+
 
 DEFAULT = Limits()
 

@@ -187,8 +187,11 @@ def test_run_engine_duckdb_gives_the_per_patient_results(tmp_path):
     python = _cli(*common, "--engine", "python")
     duck = _cli(*common, "--engine", "duckdb")
     assert python.returncode == duck.returncode == 0, duck.stderr
-    assert sorted(python.stdout.splitlines()) == sorted(duck.stdout.splitlines())
-    assert "300 patients evaluated" in duck.stderr and "300 read, 300 loaded, 0 skipped" in duck.stderr
+    assert python.stdout == duck.stdout  # the same rows in the same (file) order, byte for byte
+    assert "300 patients evaluated" in duck.stderr and "Patients: 300 loaded, 0 skipped" in duck.stderr
+    assert duck.stderr == python.stderr  # the same summary and load report
+    default = _cli(*common)  # --engine auto, the default: DuckDB for tables
+    assert default.stdout == python.stdout and default.stderr == python.stderr
     again = _cli(*common, "--engine", "duckdb")
     assert again.stdout == duck.stdout  # deterministic, byte for byte
     explained = _cli("run", "library/castlefields.pw", "--data", str(tmp_path / "t"), "--as-of", "2024-04-01",
@@ -225,3 +228,51 @@ def test_bad_rows_are_never_read_silently(tmp_path):
     assert duck.returncode == 1 and "patients: 1" in duck.stderr and "Traceback" not in duck.stderr
     auto = _cli(*common, "--engine", "auto")
     assert auto.returncode == 0 and "warning:" in auto.stderr and "patients.csv, line 2" in auto.stderr
+
+
+def test_auto_uses_duckdb_for_clean_tables_and_the_reader_otherwise(tmp_path, capsys):
+    """`--engine auto` (the default) runs DuckDB only when the per-patient engine would give the
+    same output: clean tables, no --mapping or --explain, no record over the items limit."""
+    from engine.columnar.runner import ColumnarResult
+    from tui.run import run_columnar
+    folder = tmp_path / "t"
+    write_tables(generate(30, seed=5, as_of="2024-04-01"), folder, "csv")
+    program = PROGRAMS["castlefields"]
+
+    def auto(**kw):
+        return run_columnar(program, str(folder), "2024-04-01", {}, "jsonl", "auto", False, None, **kw)
+
+    results, loaded = auto(max_items=50_000)
+    assert len(results) == 30 and isinstance(results[0], ColumnarResult)
+    assert loaded.report.loaded["patients"] == 30 and loaded.report.problem_count == 0
+    assert auto(explain=True) is None and auto(mapping="local.toml") is None
+    assert auto(max_items=1) is None  # some patient has more than one item: the reader refuses it
+    assert "more than 1 items" in capsys.readouterr().err
+    lines = (folder / "patients.csv").read_text().splitlines()
+    (folder / "patients.csv").write_text("\n".join([lines[0] + ",nickname"] + [x + ",x" for x in lines[1:]]) + "\n")
+    assert auto() is None  # the reader would remark on the column; its report is the one to show
+    assert "nickname" in capsys.readouterr().err
+
+
+def test_json_lines_are_written_in_file_order_the_same_with_or_without_polars(tmp_path, monkeypatch):
+    import orjson
+    folder = tmp_path / "t"
+    records = list(generate(40, seed=8, as_of="2024-04-01"))
+    write_tables(records, folder, "parquet")
+    plan = compile_plan(PROGRAMS["ltc_pyramid"], "2024-04-01")
+    written = {}
+    for how in ("polars", "duckdb"):
+        if how == "duckdb":
+            monkeypatch.setitem(sys.modules, "polars", None)  # `import polars` fails: DuckDB writes
+        con = duckdb_backend.connect()
+        duckdb_backend.register_tables(con, folder)
+        duckdb_backend.write(con, plan, tmp_path / f"{how}.jsonl", "json")
+        con.close()
+        written[how] = (tmp_path / f"{how}.jsonl").read_bytes()
+        assert not list(tmp_path.glob("*.part.parquet"))  # the intermediate file is removed
+    assert written["polars"] == written["duckdb"]
+    lines = [orjson.loads(x) for x in written["polars"].splitlines()]
+    assert [x["patient_id"] for x in lines] == [r.patient.id for r in records]  # the patients table's order
+    table = duckdb_backend.run(plan, folder)
+    assert [x["level"] for x in lines] == table.column("level").to_pylist()
+    assert set(lines[0]) == set(table.column_names)

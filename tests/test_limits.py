@@ -111,3 +111,68 @@ def test_evaluation_time_limit():
     assert time.perf_counter() - start < 0.5  # the caller is not kept waiting
     with pytest.raises(ZeroDivisionError):
         evaluate_within(lambda: 1 / 0, 1.0, "p3")  # the evaluation's own errors come through
+
+
+# --- the limits on `pathways run` ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def records_file(tmp_path_factory):
+    """Generated records as JSON lines, with how many items each holds."""
+    from engine.limits import record_items
+
+    records = list(generate(30, seed=4, as_of="2024-04-01", min_age=70))
+    path = tmp_path_factory.mktemp("run") / "people.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r.model_dump(mode="json")) + b"\n" for r in records))
+    return path, [(r.id, record_items(r)) for r in records]
+
+
+def _run(*args):
+    from click.testing import CliRunner
+
+    from tui.cli import cli
+    return CliRunner().invoke(cli, ["run", str(ROOT / "library" / "castlefields.pw"), "--as-of", "2024-04-01",
+                                    *args])
+
+
+def test_run_skips_records_over_the_item_and_size_limits_naming_their_lines(records_file, tmp_path):
+    path, items = records_file
+    limit = sorted(n for _, n in items)[len(items) // 2]
+    over = [(line, pid) for line, (pid, n) in enumerate(items, start=1) if n > limit]
+    r = _run("--data", str(path), "--limit", f"max_items_per_record={limit}", "--output", str(tmp_path / "o.jsonl"))
+    assert r.exit_code == 0, r.output
+    assert f"{len(items)} read, {len(items) - len(over)} loaded, {len(over)} skipped " \
+           f"(record over the item limit: {len(over)})" in r.output
+    line, pid = over[0]
+    assert f"people.jsonl:{line}: patient {pid}: the record has" in r.output and f"the limit is {limit:,}" in r.output
+    assert len((tmp_path / "o.jsonl").read_bytes().splitlines()) == len(items) - len(over)
+    sizes = [len(x) for x in path.read_bytes().splitlines()]
+    r = _run("--data", str(path), "--limit", f"max_record_bytes={max(sizes) - 1}", "--output", str(tmp_path / "p"))
+    assert r.exit_code == 0 and "(record over the size limit: 1)" in r.output
+    assert f"people.jsonl:{sizes.index(max(sizes)) + 1}: the record is {max(sizes):,} bytes" in r.output
+    r = _run("--data", str(path), "--limit", f"max_items_per_record={limit}", "--strict")
+    assert r.exit_code == 1 and f"people.jsonl:{line}: patient {pid}" in r.output
+
+
+def test_run_stops_with_the_patient_named_when_one_takes_too_long(records_file, tmp_path):
+    path, items = records_file
+    out = tmp_path / "out.jsonl"
+    r = _run("--data", str(path), "--limit", "max_seconds_per_patient=0.000001", "--output", str(out))
+    assert r.exit_code == 1 and f"patient {items[0][0]}: the evaluation took" in r.output
+    assert "longer than the limit of 1e-06 seconds" in r.output and "Traceback" not in r.output
+    assert not out.exists() or out.read_bytes() == b""
+
+
+def test_run_reads_limits_from_a_file_and_refuses_mistakes(records_file, tmp_path):
+    path, _ = records_file
+    config = tmp_path / "limits.toml"
+    config.write_text("[limits]\nmax_protocol_bytes = 100\n", encoding="utf-8")
+    r = _run("--data", str(path), "--limits", str(config))
+    assert r.exit_code == 1 and "PW109" in r.output and "the limit is 100" in r.output
+    r = _run("--data", str(path), "--limit", "max_items=3")
+    assert r.exit_code == 2 and "did you mean max_items_per_record?" in r.output
+    config.write_text("[limits]\nmax_record_bytes = -1\n", encoding="utf-8")
+    r = _run("--data", str(path), "--limits", str(config))
+    assert r.exit_code == 2 and "limits.toml [limits]: max_record_bytes must be a positive number" in r.output
+    config.write_text("[service]\n", encoding="utf-8")
+    r = _run("--data", str(path), "--limits", str(config))
+    assert r.exit_code == 2 and "there is no [limits] table" in r.output

@@ -215,6 +215,13 @@ def test_protocols_lists_name_version_sha256_and_parameters(client):
     assert any(p["name"] == "castlefields.minimum_criteria" and p["default"] == "3" for p in pyramid["parameters"])
 
 
+def test_companion_test_files_are_checked_but_not_served(tmp_path):
+    lib = make_library(tmp_path / "library")
+    shutil.copy(ROOT / "library" / "ltc_pyramid_tests.pw", lib / "ltc_pyramid_tests.pw")
+    names = {p["name"] for p in _client(lib).get("/protocols", headers=AUTH).json()["protocols"]}
+    assert "ltc_pyramid" in names and "ltc_pyramid_tests" not in names
+
+
 # --- authentication and limits -------------------------------------------------------------------
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-value-123456"},
@@ -264,6 +271,24 @@ def test_time_and_item_limits_give_clear_errors(library, patient3, monkeypatch):
     assert r.status_code == 422
     assert any("the limit is 3 per record" in p["message"] and p["resource_id"] == patient3.patient.id
                for p in r.json()["details"])
+
+
+def test_the_request_time_limit_cuts_off_threaded_requests_and_checks_inline_ones(library, patient3, monkeypatch):
+    data = orjson.dumps(_bundle(patient3))
+    original = engine.Program.evaluate
+
+    def sluggish(self, *args, **kwargs):
+        time.sleep(0.6)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(engine.Program, "evaluate", sluggish)
+    url = f"/evaluate?protocol=ltc_pyramid&as_of={AS_OF}&explain=false"
+    for inline in (0, 10_000_000):  # 0: every body goes to a thread, abandoned at the limit
+        client = _client(library, request_seconds=0.2, inline_bytes=inline)
+        start = time.perf_counter()
+        r = client.post(url, content=data, headers=AUTH)
+        took = time.perf_counter() - start
+        assert r.status_code == 503 and "longer than the limit of 0.2 seconds" in r.json()["error"]
+        assert (took < 0.55) if inline == 0 else (took >= 0.6)
 
 
 # --- reload --------------------------------------------------------------------------------------
@@ -357,3 +382,262 @@ def test_workers_follow_a_reload_made_by_another_worker(tmp_path):
             break
     after = {p["name"]: p["sha256"] for p in second.get("/protocols", headers=AUTH).json()["protocols"]}
     assert after == {p["name"]: p["sha256"] for p in first.get("/protocols", headers=AUTH).json()["protocols"]}
+
+
+# --- JWT (CDS Hooks security) --------------------------------------------------------------------
+
+SERVICE_URL = "https://pathways.example.org/cds-services/ltc-pyramid"
+EHR = "https://ehr.example.org"
+
+
+@pytest.fixture(scope="module")
+def ehr_keys(tmp_path_factory):
+    """The EHR's EC P-384 key (ES384, as CDS Hooks asks), its JWKS file and a service.toml trusting it."""
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder = tmp_path_factory.mktemp("jwt")
+    key = ec.generate_private_key(ec.SECP384R1())
+    public = orjson.loads(pyjwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    (folder / "ehr-jwks.json").write_bytes(orjson.dumps({"keys": [{**public, "kid": "ehr-1", "alg": "ES384",
+                                                                    "use": "sig"}]}))
+    config = folder / "service.toml"
+    config.write_text(f'[tokens]\ngp = "{TOKEN}"\n\n[jwt]\naudience = ["{SERVICE_URL}"]\n\n'
+                      f'[jwt.issuers.ehr]\niss = "{EHR}"\njwks = "ehr-jwks.json"\n', encoding="utf-8")
+    return key, config
+
+
+def _jwt(key, kid="ehr-1", **claims) -> str:
+    import uuid
+
+    import jwt as pyjwt
+
+    now = int(time.time())
+    body = {"iss": EHR, "sub": "ehr-client", "aud": SERVICE_URL, "iat": now, "exp": now + 300,
+            "jti": str(uuid.uuid4()), **claims}
+    return pyjwt.encode(body, key, algorithm="ES384", headers={"kid": kid})
+
+
+@pytest.fixture(scope="module")
+def jwt_client(library, ehr_keys):
+    from engine.service import load_config
+    return TestClient(create_app(library, load_config(ehr_keys[1], environ={})))
+
+
+def test_a_jwt_signed_by_a_configured_ehr_is_accepted_and_named_by_its_issuer(jwt_client, ehr_keys, patient3):
+    stream = io.StringIO()
+    setup_logging(stream)
+    r = jwt_client.post("/cds-services/ltc-pyramid", json=_hook(patient3),
+                        headers={"Authorization": f"Bearer {_jwt(ehr_keys[0])}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["cards"][0]["summary"].startswith("Level of the long term conditions pyramid")
+    assert '"who":"ehr"' in stream.getvalue()
+    assert jwt_client.get("/protocols", headers=AUTH).status_code == 200  # plain tokens still work
+
+
+def test_expired_wrong_audience_wrong_key_and_replayed_jwts_are_refused(jwt_client, ehr_keys):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ehr_keys[0]
+    old = int(time.time()) - 3600
+    stranger = ec.generate_private_key(ec.SECP384R1())
+    cases = [
+        (_jwt(key, iat=old, exp=old + 300), "has expired"),
+        (_jwt(key, aud="https://elsewhere.example.org/cds-services/x"), "audience (aud) is not this service"),
+        (_jwt(stranger), "signature does not match issuer 'ehr'"),
+        (_jwt(stranger, kid="other"), "not among issuer 'ehr'"),
+        (_jwt(key, iss="https://unknown.example.org"), "issuer (iss) is not one this service"),
+        (_jwt(key, jti=None), "lacks the 'jti' claim"),
+        (_jwt(key, exp=int(time.time()) + 7200), "lives longer than"),
+    ]
+    for token, message in cases:
+        r = jwt_client.get("/protocols", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and message in r.json()["error"], (message, r.text)
+        assert 'error="invalid_token"' in r.headers["www-authenticate"] and token not in r.text
+    once = _jwt(key)
+    assert jwt_client.get("/protocols", headers={"Authorization": f"Bearer {once}"}).status_code == 200
+    r = jwt_client.get("/protocols", headers={"Authorization": f"Bearer {once}"})
+    assert r.status_code == 401 and "already used" in r.json()["error"]
+
+
+def test_a_public_key_cannot_be_used_as_a_shared_secret(jwt_client, ehr_keys):
+    import jwt as pyjwt
+
+    now = int(time.time())
+    forged = pyjwt.encode({"iss": EHR, "sub": "x", "aud": SERVICE_URL, "iat": now, "exp": now + 60, "jti": "f1"},
+                          "any-secret-value-at-all-0123456789", algorithm="HS256", headers={"kid": "ehr-1"})
+    r = jwt_client.get("/protocols", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and "only public-key signatures" in r.json()["error"]
+
+
+def test_workers_share_the_record_of_used_jwt_ids(tmp_path):
+    from engine.service.jwt_auth import SeenIds
+
+    first, second = SeenIds(tmp_path / "ids.sqlite"), SeenIds(tmp_path / "ids.sqlite")
+    assert first.first_use(EHR, "a", exp=2000.0, now=1000.0)
+    assert not second.first_use(EHR, "a", exp=2000.0, now=1001.0)  # replayed to another worker
+    assert second.first_use(EHR, "b", exp=2000.0, now=1001.0)
+
+
+def test_jwt_configuration_mistakes_are_named(tmp_path):
+    from engine.service import load_config
+
+    config = tmp_path / "service.toml"
+    config.write_text(f'[tokens]\ngp = "{TOKEN}"\n[jwt.issuers.ehr]\niss = "{EHR}"\njwks = "missing.json"\n'
+                      f'[jwt]\naudience = ["{SERVICE_URL}"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[jwt.issuers.ehr\]: cannot read the JWKS file .*missing.json"):
+        load_config(config, environ={})
+    (tmp_path / "missing.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a usable JWKS"):
+        load_config(config, environ={})
+    config.write_text(f'[jwt.issuers.ehr]\niss = "{EHR}"\npem = "k.pem"\n', encoding="utf-8")
+    (tmp_path / "k.pem").write_text("not a key", encoding="utf-8")
+    with pytest.raises(ConfigError, match="k.pem is not a PEM public key"):
+        load_config(config, environ={})
+
+
+# --- reference populations -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def population():
+    """Older people of a few practices: enough frequent visitors for the top 3% to mean something."""
+    return list(generate(600, seed=11, as_of=AS_OF, min_age=60))
+
+
+@pytest.fixture(scope="module")
+def reference_file(library, population, tmp_path_factory):
+    from engine.service.reference import build, dumps
+
+    program = engine.load(library / "ltc_pyramid.pw")
+    path = tmp_path_factory.mktemp("ref") / "pyramid-reference.json"
+    path.write_bytes(dumps(build(program, population, AS_OF)))
+    return path
+
+
+def test_a_reference_population_decides_ranked_terms_as_the_population_run_does(library, population,
+                                                                               reference_file):
+    from engine.fhir_write import as_read_back
+
+    program = engine.load(library / "ltc_pyramid.pw")
+    ranked = program.distributions([as_read_back(r) for r in population], AS_OF)
+    unranked = {t.id: {} for _, _, t in program.population_terms()}
+    client = _client(library, reference=(str(reference_file),))
+    plain = _client(library)
+    changed = 0
+    for record in population[:80]:
+        data = orjson.dumps(_bundle(record))
+        url = f"/evaluate?protocol=ltc_pyramid&as_of={AS_OF}&explain=false"
+        body = client.post(url, content=data, headers=AUTH).json()
+        (result,) = body["results"]
+        back = as_read_back(record)
+        assert result["outcomes"] == program.evaluate(back, AS_OF, population=ranked).values()
+        assert body["reference"] == {"file": "pyramid-reference.json", "protocol": "ltc_pyramid",
+                                     "as_of": AS_OF, "patients": 600}
+        without = plain.post(url, content=data, headers=AUTH).json()
+        assert without["reference"] is None
+        assert without["results"][0]["outcomes"] == program.evaluate(back, AS_OF, population=unranked).values()
+        changed += without["results"][0]["outcomes"] != result["outcomes"]
+    assert changed > 0  # the reference decided something that was unknown without it
+    # other parameters than the reference's rank nobody: back to unknown
+    r = client.post(f"/evaluate?protocol=ltc_pyramid&as_of={AS_OF}&explain=false&param=castlefields.lookback=6 months",
+                    content=orjson.dumps(_bundle(population[0])), headers=AUTH)
+    assert r.status_code == 200 and r.json()["reference"] is None
+
+
+def test_the_card_says_whether_ranked_terms_were_decided(library, reference_file, patient3):
+    with_ref = _client(library, reference=(str(reference_file),))
+    detail = with_ref.post("/cds-services/ltc-pyramid", json=_hook(patient3), headers=AUTH).json()["cards"][0]["detail"]
+    assert "Ranked against a reference population of 600 patients as of 2024-04-01." in detail
+    detail = _client(library).post("/cds-services/ltc-pyramid", json=_hook(patient3),
+                                   headers=AUTH).json()["cards"][0]["detail"]
+    assert "not decided: the service has no reference population" in detail
+    listed = {p["name"]: p for p in with_ref.get("/protocols", headers=AUTH).json()["protocols"]}
+    assert listed["ltc_pyramid"]["reference"]["patients"] == 600
+    assert listed["cm_test"]["reference"]["protocol"] == "ltc_pyramid"  # it imports the same ranked term
+
+
+def test_a_stale_or_broken_reference_stops_the_service_with_a_plain_message(library, reference_file, tmp_path):
+    doc = orjson.loads(reference_file.read_bytes())
+    for term in doc["terms"].values():
+        term["digest"] = "sha256:" + "0" * 64  # as if castlefields had changed since
+    stale = tmp_path / "stale.json"
+    stale.write_bytes(orjson.dumps(doc))
+    with pytest.raises(ConfigError, match="ranks no term of the protocols served"):
+        create_app(library, ServiceConfig(tokens={"gp": TOKEN}, reference=(str(stale),)))
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(orjson.dumps({**doc, "terms": {"x": {"digest": "d", "groups": {"P1": [3, 1]}}}}))
+    with pytest.raises(ConfigError, match=r"broken.json: terms.x.groups.P1: the values must be in ascending"):
+        create_app(library, ServiceConfig(tokens={"gp": TOKEN}, reference=(str(broken),)))
+    (tmp_path / "notjson.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"notjson.json: not JSON"):
+        create_app(library, ServiceConfig(tokens={"gp": TOKEN}, reference=(str(tmp_path / "notjson.json"),)))
+
+
+def test_pathways_reference_writes_the_same_file_for_the_same_inputs(library, tmp_path):
+    from click.testing import CliRunner
+
+    from tui.cli import cli
+
+    data = tmp_path / "pop.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(r.model_dump(mode="json")) + b"\n"
+                              for r in generate(150, seed=3, as_of=AS_OF, min_age=60)))
+    runner = CliRunner()
+    args = ["reference", str(library / "ltc_pyramid.pw"), "--data", str(data), "--as-of", AS_OF]
+    first = runner.invoke(cli, [*args, "--out", str(tmp_path / "a.json")])
+    assert first.exit_code == 0, first.output
+    assert "150 patients; 1 ranked term(s)" in first.output and "150 loaded, 0 skipped" in first.output
+    assert runner.invoke(cli, [*args, "--out", str(tmp_path / "b.json")]).exit_code == 0
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    r = runner.invoke(cli, [*args[:-1], "2024-02-30", "--out", str(tmp_path / "c.json")])
+    assert r.exit_code == 2 and "--as-of" in r.output and "Traceback" not in r.output
+    r = runner.invoke(cli, ["reference", str(library / "conditions.pw"), "--data", str(data), "--as-of", AS_OF,
+                            "--out", str(tmp_path / "d.json")])
+    assert r.exit_code == 1 and "needs no reference population" in r.output
+
+
+def test_serve_with_two_workers_reloads_every_worker_on_sighup_and_stops_cleanly(tmp_path):
+    """`pathways serve --workers 2`: each worker on its own SO_REUSEPORT socket (engine.service.workers)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    lib = make_library(tmp_path / "library")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PATHWAYS_TOKENS": f"gp:{TOKEN}"}
+    proc = subprocess.Popen([sys.executable, "-c", "from tui.cli import main; main()", "serve", "--library", str(lib),
+                             "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def generation() -> int | None:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/protocols", headers=AUTH)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return orjson.loads(answer.read())["generation"]
+        except OSError:
+            return None
+    try:
+        deadline = time.time() + 90
+        while generation() is None:
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.3)
+        pyramid = lib / "ltc_pyramid.pw"
+        pyramid.write_text(pyramid.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        seen = set()
+        while time.time() < deadline and seen != {2}:
+            seen = {generation() for _ in range(6)}  # new connections: both workers answer, in time
+            time.sleep(0.5)
+        assert seen == {2}
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"],
+                                                  capture_output=True, text=True).stdout.split()]
+        assert len(workers) == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    for pid in workers:  # the workers stopped with the service
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()

@@ -2,6 +2,13 @@
 
 One Spark session for the module; small generated data. Skipped only when
 Java (which Spark runs on) is missing.
+
+Spark runs the library's case-finding protocols, Castlefields and Evercare,
+and every outcome and audit column is compared with DuckDB. The pyramid
+(ltc_pyramid.pw: both protocols plus the levels) is checked on DuckDB only
+(tests/test_columnar.py, against the per-patient engine): its one query took
+Spark about 86 s on 200 patients on a 2-core machine, mostly planning the wide
+expressions, and its parts are the two protocols run here.
 """
 
 from __future__ import annotations
@@ -46,18 +53,19 @@ def tables(tmp_path_factory):
     return root
 
 
-def test_the_library_on_spark_matches_duckdb_on_every_column(spark, tables):
-    """One Spark query (the whole pyramid, CSV cells read as text) against DuckDB."""
+@pytest.mark.parametrize("name, parameters", [("castlefields", {"lookback": "24 months"}), ("evercare", {})])
+def test_the_library_on_spark_matches_duckdb_on_every_column(spark, tables, name, parameters):
+    """One Spark query per protocol (CSV cells read as text) against DuckDB (Parquet)."""
     from engine.columnar.spark_backend import run
-    program = engine.load(ROOT / "library" / "ltc_pyramid.pw")
-    plan = compile_plan(program, "2024-04-01", {"castlefields.lookback": "24 months"})
+    program = engine.load(ROOT / "library" / f"{name}.pw")
+    plan = compile_plan(program, "2024-04-01", parameters)
     ids_s, spark_values = columns_json(run(plan, tables / "csv", spark), plan.outputs)
     ids_d, duck_values = columns_json(duckdb_backend.run(plan, tables / "parquet"), plan.outputs)
-    assert ids_s == ids_d and len(ids_s) == 200
-    for out in plan.outputs:  # every outcome, and every criterion item, definition and level condition
+    assert ids_s == ids_d and len(ids_s) == 200  # the same patients in the same (file) order
+    for out in plan.outputs:  # every outcome, and every criterion item and definition
         assert spark_values[out.name] == duck_values[out.name], out.name
-    levels = set(spark_values["level"])
-    assert len(levels) >= 3  # the data exercise more than one level
+    outcome = plan.outputs[0].name
+    assert len(set(map(repr, spark_values[outcome]))) >= 2  # the data give more than one answer
 
 
 def test_parquet_and_csv_tables_give_spark_the_same_rows(spark, tables):

@@ -325,17 +325,29 @@ AS_OF = _LazyAsOf()
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False), help="A local code mapping (TOML).")
 @click.option("--audit", "audit_log", type=click.Path(dir_okay=False), metavar="LOG",
               help="Append one hash-chained entry per patient to this audit log (see `pathways audit verify`).")
-@click.option("--engine", "engine_name", type=click.Choice(["python", "auto", "duckdb", "spark"]), default="python",
+@click.option("--engine", "engine_name", type=click.Choice(["python", "auto", "duckdb", "spark"]), default="auto",
               show_default=True, help="python: per patient; duckdb/spark: the columnar backend over tables "
-              "(docs/backend.md); auto: DuckDB for tables, else (or for what it cannot compile) python.")
-def run(protocol, data, as_of, params, fmt, output, explain, strict, mapping, audit_log, engine_name) -> None:
+              "(docs/backend.md); auto: DuckDB for tables, else (or for what it cannot compile, --explain, "
+              "--mapping, --audit, FHIR output) python; the same output either way.")
+@click.option("--limits", "limits_file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="A TOML file whose [limits] table sets the limits (see docs/service.md, Limits).")
+@click.option("--limit", "limit_items", multiple=True, metavar="NAME=VALUE",
+              help="Set one limit, e.g. max_items_per_record=20000 (repeatable; wins over --limits).")
+def run(protocol, data, as_of, params, fmt, output, explain, strict, mapping, audit_log, engine_name,
+        limits_file, limit_items) -> None:
     """Evaluate PROTOCOL for every patient in a dataset."""
+    from engine.limits import LimitError, Limits
+
     from .run import run_command
 
     if explain and fmt != "jsonl":
         raise click.UsageError("--explain needs --format jsonl")
+    try:
+        limits = (Limits.from_file(limits_file) if limits_file else Limits()).with_overrides(limit_items)
+    except LimitError as exc:
+        raise click.UsageError(str(exc)) from None
     run_command(protocol, data, as_of, params, fmt, output, explain, strict, mapping, audit=audit_log,
-                engine_name=engine_name)
+                engine_name=engine_name, limits=limits)
 
 
 @cli.command()
@@ -360,6 +372,7 @@ def explain(protocol, data, patient, as_of, params, fmt, strict, mapping) -> Non
 # (one line per module; keep them sorted)
 from tui.cmd_audit import audit as _audit; cli.add_command(_audit)  # noqa: E402,E702
 from tui.cmd_pathways import add_to as _pathways_commands; _pathways_commands(cli)  # noqa: E402,E702
+from tui.cmd_reference import reference as _reference; cli.add_command(_reference)  # noqa: E402,E702
 from tui.cmd_serve import serve as _serve; cli.add_command(_serve)  # noqa: E402,E702
 from tui.cmd_test import test as _test; cli.add_command(_test)  # noqa: E402,E702
 from tui.cmd_tui import tui as _tui; cli.add_command(_tui)  # noqa: E402,E702

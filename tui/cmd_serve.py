@@ -14,10 +14,14 @@ import click
               help="A TOML configuration: [tokens], [service], [limits] (see docs/service.md).")
 @click.option("--audit", "audit_log", type=click.Path(dir_okay=False), metavar="LOG",
               help="Append every evaluation to this hash-chained audit log.")
+@click.option("--reference", "references", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE", help="A reference population (from `pathways reference`) to rank patients against "
+              "for terms such as 'in the top 3% of the practice' (repeatable); without one they are unknown.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes. With more than one, reload with POST /admin/reload (not SIGHUP).")
+              help="Worker processes, each with its own socket on the port (the kernel balances connections); "
+                   "use one per core.")
 def serve(library: str, host: str, port: int, config_file: str | None, audit_log: str | None,
-          workers: int) -> None:
+          references: tuple[str, ...], workers: int) -> None:
     """Serve the protocols in a folder over CDS Hooks and REST.
 
     Tokens come from the configuration file or PATHWAYS_TOKENS=name:token,...;
@@ -28,6 +32,7 @@ def serve(library: str, host: str, port: int, config_file: str | None, audit_log
     import dataclasses
     import signal
     import threading
+    from pathlib import Path
 
     import uvicorn
 
@@ -40,6 +45,8 @@ def serve(library: str, host: str, port: int, config_file: str | None, audit_log
         config = load_config(config_file)
         if audit_log:
             config = dataclasses.replace(config, audit=audit_log)
+        if references:
+            config = dataclasses.replace(config, reference=tuple(str(Path(f).resolve()) for f in references))
         app = create_app(library, config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
@@ -50,7 +57,8 @@ def serve(library: str, host: str, port: int, config_file: str | None, audit_log
         raise click.ClickException(f"{exc}; the service did not start") from None
 
     if workers > 1:
-        _serve_workers(library, host, port, config_file, audit_log, workers, len(app.state.library.current.programs))
+        _serve_workers(library, host, port, config_file, audit_log, workers, len(app.state.library.current.programs),
+                       config.reference)
         return
 
     def on_hangup(signum, frame):  # compile off the event loop, so requests keep being answered
@@ -59,27 +67,33 @@ def serve(library: str, host: str, port: int, config_file: str | None, audit_log
             report_reload(ok, snapshot, problems, "SIGHUP")
         threading.Thread(target=reload, name="reload", daemon=True).start()
 
+    from engine.service.app import settle
+
+    settle()
     signal.signal(signal.SIGHUP, on_hangup)
     click.echo(f"Serving {len(app.state.library.current.programs)} protocols from {library} "
                f"on http://{host}:{port} (OpenAPI at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
 
 
-def _serve_workers(library, host, port, config_file, audit_log, workers: int, count: int) -> None:
-    """Several processes: uvicorn starts each from engine.service.app.from_environment.
+def _serve_workers(library, host, port, config_file, audit_log, workers: int, count: int,
+                   references: tuple[str, ...] = ()) -> None:
+    """Several processes, each with its own socket on the port (engine.service.workers).
     The library was compiled once above, so a broken one stops here, before any worker."""
-    import os
+    import sys
     import tempfile
     from pathlib import Path
 
-    import uvicorn
+    from engine.service.workers import environment, serve_workers
 
     signal_file = Path(tempfile.mkdtemp(prefix="pathways-serve-")) / "reload"
-    os.environ.update({"PATHWAYS_SERVE_LIBRARY": str(Path(library).resolve()),
-                       "PATHWAYS_SERVE_CONFIG": str(Path(config_file).resolve()) if config_file else "",
-                       "PATHWAYS_SERVE_AUDIT": str(Path(audit_log).resolve()) if audit_log else "",
-                       "PATHWAYS_SERVE_SIGNAL": str(signal_file)})
+    environment(library, config_file, audit_log, signal_file, references)
     click.echo(f"Serving {count} protocols from {library} on http://{host}:{port} with {workers} workers "
                "(OpenAPI at /docs)", err=True)
-    uvicorn.run("engine.service.app:from_environment", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="warning")
+    try:
+        status = serve_workers(host, port, workers, signal_file)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    if status:
+        raise click.ClickException("the workers could not start; see the log above")
+    sys.exit(0)

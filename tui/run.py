@@ -32,11 +32,16 @@ class Loaded:
     report: object | None = None  # the FHIR reader's own report, when it was used
 
 
-def read_records_jsonl(path: Path, strict: bool) -> Loaded:
-    """One PatientRecord per line; a bad line is reported with its line number and skipped."""
+def read_records_jsonl(path: Path, strict: bool, limits=None) -> Loaded:
+    """One PatientRecord per line; a bad line is reported with its line number and skipped.
+    ``limits`` (engine.limits.Limits): a line over max_record_bytes, or a record over
+    max_items_per_record, is a bad line too."""
     from pydantic import ValidationError
 
+    from engine.limits import LimitError, check_record
     from pathways.records import PatientRecord
+
+    max_bytes = limits.max_record_bytes if limits is not None else None
 
     loaded = Loaded(records=[])
     seen: set[str] = set()
@@ -47,15 +52,27 @@ def read_records_jsonl(path: Path, strict: bool) -> Loaded:
                 continue
             loaded.read += 1
             problem = None
-            try:
-                record = PatientRecord.model_validate(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                problem, reason = f"{path}:{number}: not JSON ({exc})", "malformed JSON"
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                problem, reason = f"{path}:{number}: field {where}: {first['msg']}", "invalid record"
+            # bytes are counted only for lines long enough to matter (a character is at most 4)
+            size = len(line.rstrip("\r\n").encode()) if max_bytes is not None and len(line) * 4 > max_bytes else 0
+            if max_bytes is not None and size > max_bytes:  # checked before parsing it
+                problem, reason = (f"{path}:{number}: the record is {size:,} bytes; the limit is {max_bytes:,} "
+                                   "(--limit max_record_bytes=N to change it)"), "record over the size limit"
+                record = None
             else:
+                try:
+                    record = PatientRecord.model_validate(orjson.loads(line))
+                    if limits is not None:
+                        check_record(record, limits)
+                except orjson.JSONDecodeError as exc:
+                    problem, reason = f"{path}:{number}: not JSON ({exc})", "malformed JSON"
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    problem, reason = f"{path}:{number}: field {where}: {first['msg']}", "invalid record"
+                except LimitError as exc:
+                    problem, reason = (f"{path}:{number}: {exc} (--limit max_items_per_record=N to change it)",
+                                       "record over the item limit")
+            if problem is None:
                 if record.id in seen:
                     problem, reason = f"{path}:{number}: patient {record.id} appears twice", "duplicate patient id"
                 else:
@@ -76,26 +93,51 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8")
 
 
-def load_data(path: str, strict: bool, mapping: str | None = None) -> Loaded:
+def load_data(path: str, strict: bool, mapping: str | None = None, limits=None) -> Loaded:
     """Read a dataset: record JSON lines, a folder of tables (patients.csv or
-    patients.parquet, see engine.tables), or FHIR R4 (bundles or bulk NDJSON)."""
+    patients.parquet, see engine.tables), or FHIR R4 (bundles or bulk NDJSON).
+    ``limits`` (engine.limits.Limits) bounds record size and items per record."""
     p = Path(path)
     if p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
-        return read_records_jsonl(p, strict)
+        return read_records_jsonl(p, strict, limits)
     if p.is_dir() and any((p / f"patients.{suffix}").is_file() for suffix in ("csv", "parquet")):
-        return read_tables_folder(p, strict)
+        return _within_item_limit(read_tables_folder(p, strict), strict, limits)
     try:
         from engine.readers import read_fhir
     except ImportError:  # the FHIR readers are not installed in this build
         raise click.UsageError(f"{path}: only record files (.jsonl) can be read by this build") from None
     try:
-        records, report = read_fhir(p, mapping=mapping, strict=strict)
+        records, report = read_fhir(p, mapping=mapping, strict=strict,
+                                    max_items_per_record=limits.max_items_per_record if limits else None,
+                                    max_record_bytes=limits.max_record_bytes if limits else None)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the input's, reported plainly
         if type(exc).__name__ == "ReadError":
             raise click.ClickException(str(exc)) from None
         raise
     loaded = Loaded(records=list(records), report=report)
     loaded.read = getattr(report, "patients_read", len(loaded.records))
+    return loaded
+
+
+def _within_item_limit(loaded: Loaded, strict: bool, limits) -> Loaded:
+    """Tables hold a patient's items in many rows: the item limit is checked per assembled record."""
+    if limits is None or limits.max_items_per_record is None:
+        return loaded
+    from engine.limits import LimitError, check_record
+
+    kept = []
+    for record in loaded.records:
+        try:
+            check_record(record, limits)
+        except LimitError as exc:
+            problem = f"{exc} (--limit max_items_per_record=N to change it)"
+            if strict:
+                raise click.ClickException(problem) from None
+            loaded.skipped["record over the item limit"] += 1
+            loaded.problems.append(problem)
+            continue
+        kept.append(record)
+    loaded.records = kept
     return loaded
 
 
@@ -123,6 +165,8 @@ def _summary(program, results: list, loaded: Loaded) -> str:
         lines.append(f"  {outcome}: {parts}")
     if loaded.report is not None and hasattr(loaded.report, "summary"):
         lines.append(str(loaded.report.summary()))
+        for problem in loaded.problems[:20]:  # records the reader loaded but a limit then refused
+            lines.append(f"    skipped: {problem}")
     else:
         skipped = sum(loaded.skipped.values())
         lines.append(f"  records: {loaded.read} read, {len(loaded.records)} loaded, {skipped} skipped"
@@ -241,10 +285,11 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def load_program(protocol: str):
+def load_program(protocol: str, limits=None):
     import engine
+    from engine.limits import load_protocol
     try:
-        return engine.load(protocol)
+        return engine.load(protocol) if limits is None else load_protocol(protocol, limits)
     except engine.ProtocolError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
@@ -252,28 +297,31 @@ def load_program(protocol: str):
 
 def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], fmt: str, output: str | None,
                 explain: bool, strict: bool, mapping: str | None, audit: str | None = None,
-                engine_name: str = "python") -> None:
-    """Evaluate a protocol over a dataset; results to a file or stdout, summary to stderr."""
+                engine_name: str = "python", limits=None) -> None:
+    """Evaluate a protocol over a dataset; results to a file or stdout, summary to stderr.
+    ``limits`` (engine.limits.Limits; None: the defaults) bound protocol, records and time."""
     import engine
+    from engine.limits import DEFAULT
 
-    program = load_program(protocol)
+    limits = limits or DEFAULT
+    program = load_program(protocol, limits)
     parameters = parse_params(params)
     columnar = None
     if engine_name != "python":
-        columnar = run_columnar(program, data, as_of, parameters, fmt, engine_name, strict, audit)
+        columnar = run_columnar(program, data, as_of, parameters, fmt, engine_name, strict, audit,
+                                explain=explain, mapping=mapping, max_items=limits.max_items_per_record)
     if columnar is not None:
         results, loaded = columnar
     else:
-        loaded = load_data(data, strict, mapping)
+        loaded = load_data(data, strict, mapping, limits)
         if not loaded.records:
             click.echo(_summary(program, [], loaded), err=True)
             raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
         try:
             program.parameters(parameters)
             traced = explain or fmt.startswith("fhir")  # a RiskAssessment's basis comes from the trace
-            results = list(_progress(program.evaluate_population(loaded.records, as_of=as_of,
-                                                                 parameters=parameters, explain=traced),
-                                     len(loaded.records)))
+            results = list(_progress(_timed(program, loaded.records, as_of, parameters, traced,
+                                            limits.max_seconds_per_patient), len(loaded.records)))
         except engine.EngineError as exc:
             raise click.ClickException(str(exc)) from None
     if audit:
@@ -296,11 +344,40 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
     click.echo(_summary(program, results, loaded), err=True)
 
 
+def _timed(program, records: list, as_of: str, parameters: dict, explain: bool, seconds: float | None):
+    """Program.evaluate_population, one patient at a time, each within ``seconds``.
+
+    The time is checked when a patient's evaluation ends: stopping one from
+    outside would cost a thread per patient, more than most evaluations."""
+    import time
+
+    from engine.limits import LimitError
+
+    if seconds is None:
+        yield from program.evaluate_population(records, as_of=as_of, parameters=parameters, explain=explain)
+        return
+    population = program.distributions(records, as_of, parameters) if program.population_terms() else None
+    for record in records:
+        start = time.perf_counter()
+        result = program.evaluate(record, as_of, parameters, explain, population)
+        took = time.perf_counter() - start
+        if took > seconds:
+            raise LimitError(f"patient {record.id}: the evaluation took {took:.2f} seconds, longer than the limit "
+                             f"of {seconds:g} seconds (--limit max_seconds_per_patient=N to change it); "
+                             "nothing was written")
+        yield result
+
+
 def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine_name: str, strict: bool,
-                 audit: str | None):
+                 audit: str | None, explain: bool = False, mapping: str | None = None,
+                 max_items: int | None = None):
     """(results, loaded) from the columnar backend (engine.columnar), or None to use the
-    per-patient engine: ``auto`` falls back with a warning when the data are not tables or the
-    protocol has a construct the backend does not compile; ``duckdb``/``spark`` refuse instead."""
+    per-patient engine. ``auto`` (the default) uses the per-patient engine, without a word, when
+    the data are not tables, for FHIR output, --audit, --mapping and --explain (the full
+    explanation is the per-patient engine's), and when a bad value in the protocol's parameters
+    is to be reported; it falls back with a warning when the protocol has a construct the
+    backend does not compile or the tables hold rows the reader would skip. ``duckdb`` and
+    ``spark`` refuse instead. The output is then the per-patient engine's, byte for byte."""
     from engine.columnar import Unsupported
     from engine.columnar.duckdb_backend import DataProblems
     from engine.columnar.runner import evaluate_tables
@@ -312,25 +389,37 @@ def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, eng
         why = f"{data} is not a folder of tables (CSV or Parquet)"
     elif fmt.startswith("fhir") or audit:
         why = "FHIR output and --audit need the per-patient engine's full results"
-    if why:
+    elif mapping:
+        why = "a local code mapping (--mapping) is applied by the per-patient reader only"
+    if why or (auto and explain):
         if auto:
             return None
         raise click.UsageError(f"--engine {engine_name}: {why}; use --engine python or auto")
     backend = "spark" if engine_name == "spark" else "duckdb"
     try:
-        results = evaluate_tables(program, data, as_of, parameters, backend=backend)
+        from engine.tables import TablesReport
+        report = TablesReport(source=str(data)) if backend == "duckdb" else None
+        results = evaluate_tables(program, data, as_of, parameters, backend=backend, max_items=max_items,
+                                  report=report)
     except (Unsupported, DataProblems) as exc:
         if not auto:
             raise click.ClickException(str(exc)) from None
         click.echo(f"warning: {exc}; running the per-patient engine instead", err=True)
         return None
     except Exception as exc:  # noqa: BLE001 - an engine error is reported plainly, never as a traceback
+        if auto:  # the per-patient engine reports it (a bad parameter, a bad file) in its own words
+            import engine
+            if not isinstance(exc, engine.EngineError):
+                click.echo(f"warning: --engine auto: {exc}; running the per-patient engine instead", err=True)
+            return None
         if type(exc).__name__ in ("EngineError", "TablesError", "ParseError") or "Error" in type(exc).__name__:
             raise click.ClickException(f"--engine {backend}: {exc}") from None
         raise
     if strict:
         pass  # the columnar engine refuses any row the reader would skip (DataProblems), so strict holds
-    loaded = Loaded(records=results, read=len(results))
+    loaded = Loaded(records=results, read=len(results), report=report)
+    if not results and auto:
+        return None  # the per-patient reader says why nothing was loaded
     if not results:
         raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
     return results, loaded

@@ -111,6 +111,7 @@ class Compiler:
         self.overrides = program.parameters(parameters)
         self.aggs: dict[str, list[tuple[str, str]]] = {}
         self.agg_index: dict[tuple[str, str], str] = {}
+        self.agg_since: dict[str, dt.date | None] = {}
         self.base_extra: list[tuple[str, str, str]] = []  # (cte name, cte sql, joined column list)
         self.stages: list[list[tuple[str, str]]] = [[]]
         self.stage_ctes: dict[int, list[tuple[str, str, list[str]]]] = {}
@@ -149,7 +150,9 @@ class Compiler:
         ctes = []
         for table, cols in self.aggs.items():
             body = ", ".join(f"{sql} AS {alias}" for alias, sql in cols)
-            ctes.append(f"agg_{table} AS (SELECT patient_id, {body} FROM t_{table} GROUP BY patient_id)")
+            since, d = self.agg_since.get(table), ITEM_DATE.get(table, "date")
+            where = "" if since is None else f" WHERE {d}_lo IS NULL OR {d}_hi >= {lit(since)}"
+            ctes.append(f"agg_{table} AS (SELECT patient_id, {body} FROM t_{table}{where} GROUP BY patient_id)")
         joins, picked = [], []
         for table, cols in self.aggs.items():
             joins.append(f"LEFT JOIN agg_{table} ON agg_{table}.patient_id = p.patient_id")
@@ -170,7 +173,7 @@ class Compiler:
             ctes.append(f"s{k} AS (SELECT {cols} FROM s{k - 1} {' '.join(extra_joins)})")
         last = f"s{len(self.stages) - 1}"
         return ("WITH " + ",\n".join(ctes) + f"\nSELECT patient_id, {', '.join(final)} FROM {last} "
-                "ORDER BY patient_id")
+                "ORDER BY pk, patient_id")
 
     # --- helpers -----------------------------------------------------------------------------
     def fail(self, construct: str, node, why: str = ""):
@@ -205,14 +208,25 @@ class Compiler:
             self.outputs.append(Output(col, v.kind, label, False, line))
         return V(v.kind, _q(col), hi if v.kind in ("num", "days", "date") else _q(col), stage=stage)
 
-    def agg(self, table: str, sql: str) -> str:
-        """An aggregate over a table's rows per patient; returns the column to read in s0."""
+    def agg(self, table: str, sql: str, since: dt.date | None = None) -> str:
+        """An aggregate over a table's rows per patient; returns the column to read in s0.
+
+        ``since``: the aggregate reads no row whose latest date is before that day (its list is
+        inside a window). When every aggregate of a table says so, the table's pass skips older
+        rows before computing any test: most of the history lies outside a year's window."""
         key = (table, sql)
         found = self.agg_index.get(key)
         if found is None:
             found = self.agg_index[key] = self.fresh("a")
             self.aggs.setdefault(table, []).append((found, sql))
+        if table not in self.agg_since or (self.agg_since[table] is not None and
+                                           (since is None or since < self.agg_since[table])):
+            self.agg_since[table] = since
         return found
+
+    def agg_in(self, items, sql: str) -> str:
+        """An aggregate over the rows of a list of record items (see agg)."""
+        return self.agg(items.table, sql, items.since)
 
     def const(self, value, node=None) -> V:
         """A runtime value of the per-patient engine (a parameter, a literal) as a compiled value."""

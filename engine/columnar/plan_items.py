@@ -31,6 +31,11 @@ def _inside(d_lo: str, d_hi: str, lo: dt.date, hi: dt.date, strict_lo: bool, str
             f"WHEN {out_low} OR {out_high} THEN FALSE ELSE NULL END)")
 
 
+def count_if(test: str) -> str:
+    """Rows where ``test`` is TRUE, as a BIGINT (a SUM of CASEs would be a 128-bit sum, slower)."""
+    return f"COUNT(*) FILTER (WHERE {test})"
+
+
 def _date_field(table: str) -> str:
     from .plan import ITEM_DATE
     return ITEM_DATE.get(table, "date")
@@ -51,7 +56,7 @@ def _x_filter(self, cp, path, node: m.Filter) -> V:
     test = self.condition(cp, path, node.condition, items)
     cleared = None if items.cleared is None else f"({items.cleared}) AND ({test}) IS TRUE"
     return V("items", items=ItemSet(items.table, items.item_kind, f"({items.status}) AND ({test})",
-                                    items.window, cleared))
+                                    items.window, cleared, since=items.since))
 
 
 def condition(self, cp, path, node, items: ItemSet) -> str:
@@ -155,8 +160,12 @@ def _x_window(self, cp, path, node: m.Window) -> V:
     inside = _inside(f"{d}_lo", f"{d}_hi", *bounds)
     cleared = None if items.cleared is None else f"({items.cleared}) AND ({inside}) IS TRUE"
     window = bounds[:2] if node.mode == "last" else items.window
+    # a row dated before the window's start is out of it whatever else holds (see Compiler.agg)
+    since = bounds[0] if bounds[0] > dt.date.min else None
+    if items.since is not None:
+        since = max(since or items.since, items.since)
     return V("items", items=ItemSet(items.table, items.item_kind, f"({items.status}) AND ({inside})", window,
-                                    cleared))
+                                    cleared, since=since))
 
 
 def _x_aggregate(self, cp, path, node: m.Aggregate) -> V:
@@ -165,15 +174,15 @@ def _x_aggregate(self, cp, path, node: m.Aggregate) -> V:
     items = _items(self, self.expr(cp, path, node.source), node.source)
     if items is None:
         return unknown()
-    st, t = items.status, items.table
-    n = f"COALESCE({self.agg(t, f'SUM(CASE WHEN {st} THEN 1 ELSE 0 END)')}, 0)"
-    extra = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS NULL THEN 1 ELSE 0 END)')}, 0)"
+    st = items.status
+    n = f"COALESCE({self.agg_in(items, count_if(st))}, 0)"
+    extra = f"COALESCE({self.agg_in(items, count_if(f'({st}) IS NULL'))}, 0)"
     if node.op == "count":
         return V("num", n, f"({n} + {extra})")
     if node.op in ("any", "no"):
         absent = "FALSE"
         if items.cleared is not None:
-            c = f"COALESCE({self.agg(t, f'SUM(CASE WHEN {items.cleared} THEN 1 ELSE 0 END)')}, 0)"
+            c = f"COALESCE({self.agg_in(items, count_if(items.cleared))}, 0)"
             absent = f"CASE WHEN {c} > 0 THEN FALSE ELSE NULL END"
         found = f"(CASE WHEN {n} > 0 THEN TRUE WHEN {extra} > 0 THEN NULL ELSE {absent} END)"
         return V("bool", found if node.op == "any" else f"(NOT {found})", None)._same()
@@ -181,17 +190,17 @@ def _x_aggregate(self, cp, path, node: m.Aggregate) -> V:
     if node.op == "sum":
         if value.kind != "num":
             self.fail(f"`sum` of {node.attribute}", node, "only sums of numbers and amounts compile")
-        sure = f"COALESCE({self.agg(t, f'SUM(CASE WHEN {st} THEN {value.lo} END)')}, 0)"
-        low = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS NULL THEN LEAST({value.lo}, 0) END)')}, 0)"
-        high = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS NULL THEN GREATEST({value.lo}, 0) END)')}, 0)"
+        sure = f"COALESCE({self.agg_in(items, f'SUM(CASE WHEN {st} THEN {value.lo} END)')}, 0)"
+        low = f"COALESCE({self.agg_in(items, f'SUM(CASE WHEN ({st}) IS NULL THEN LEAST({value.lo}, 0) END)')}, 0)"
+        high = f"COALESCE({self.agg_in(items, f'SUM(CASE WHEN ({st}) IS NULL THEN GREATEST({value.lo}, 0) END)')}, 0)"
         return V("num", f"({sure} + {low})", f"({sure} + {high})")
     if value.kind not in ("num", "date"):
         self.fail(f"`{node.op}` of {node.attribute}", node, "only extremes of numbers and dates compile")
     fn = "MIN" if node.op in ("min", "earliest") else "MAX"
     picked, every = [], []
     for part in (value.lo, value.hi) if value.kind == "date" else (value.lo,):
-        picked.append(self.agg(t, f"{fn}(CASE WHEN {st} THEN {part} END)"))
-        every.append(self.agg(t, f"{fn}(CASE WHEN ({st}) IS NOT FALSE THEN {part} END)"))
+        picked.append(self.agg_in(items, f"{fn}(CASE WHEN {st} THEN {part} END)"))
+        every.append(self.agg_in(items, f"{fn}(CASE WHEN ({st}) IS NOT FALSE THEN {part} END)"))
     # an item that may be in the list makes the answer unknown unless it changes nothing
     moved = " OR ".join(f"({a} IS DISTINCT FROM {b})" for a, b in zip(picked, every))
     guard = f"{extra} > 0 AND ({moved})"
@@ -215,10 +224,14 @@ def _total_stay(self, cp, path, node: m.Aggregate) -> V:
     lo, hi = (bounds[0], bounds[1]) if bounds else (dt.date.min, dt.date.max)
     L, H = lit(lo), lit(min(hi, self.as_of))
     AS_OF, st = self.AS_OF, items.status
-    narrow = (f"SELECT patient_id, 0 AS w, GREATEST(start_hi, {L}) AS s, LEAST(COALESCE(end_lo, {AS_OF}), {H}) AS e "
-              f"FROM t_encounters WHERE ({st}) IS TRUE")
-    wide = (f"SELECT patient_id, 1 AS w, GREATEST(start_lo, {L}) AS s, LEAST(COALESCE(end_hi, {AS_OF}), {H}) AS e "
-            f"FROM t_encounters WHERE ({st}) IS NOT FALSE")
+    # one scan of the encounters for both readings (narrowest dates w = 0, widest w = 1): each
+    # reading of the table parses its date cells again
+    src = (f"SELECT patient_id, start_lo, start_hi, end_lo, end_hi, ({st}) AS sure FROM t_encounters "
+           f"WHERE ({st}) IS NOT FALSE")
+    spans = (f"SELECT patient_id, w, "
+             f"CASE WHEN w = 0 THEN GREATEST(start_hi, {L}) ELSE GREATEST(start_lo, {L}) END AS s, "
+             f"CASE WHEN w = 0 THEN LEAST(COALESCE(end_lo, {AS_OF}), {H}) ELSE LEAST(COALESCE(end_hi, {AS_OF}), {H}) "
+             f"END AS e FROM ({src}) x CROSS JOIN (VALUES (0), (1)) AS v(w) WHERE w = 1 OR sure IS TRUE")
     order = "PARTITION BY patient_id, w ORDER BY s, e"
     name = self.fresh("stay")
     sql = (f"SELECT patient_id, SUM(CASE WHEN w = 0 THEN d ELSE 0 END) AS {name}_lo, "
@@ -227,7 +240,7 @@ def _total_stay(self, cp, path, node: m.Aggregate) -> V:
            f"SELECT patient_id, w, s, e, SUM(CASE WHEN pe IS NULL OR s > pe THEN 1 ELSE 0 END) OVER "
            f"({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS isl FROM ("
            f"SELECT patient_id, w, s, e, MAX(e) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) "
-           f"AS pe FROM ({narrow} UNION ALL {wide}) spans WHERE e > s) ordered) islands "
+           f"AS pe FROM ({spans}) spans WHERE e > s) ordered) islands "
            f"GROUP BY patient_id, w, isl) merged GROUP BY patient_id")
     self.base_extra.append((name, sql, [f"{name}_lo", f"{name}_hi"]))
     return V("days", f"COALESCE({name}_lo, 0)", f"COALESCE({name}_hi, 0)")
@@ -250,14 +263,14 @@ def _x_per_period(self, cp, path, node: m.PerPeriod) -> V:
     if periods == 0:
         return unknown()
     d = _date_field(items.table)
-    st, t = items.status, items.table
+    st = items.status
     sure, both = [], []
     for k in range(periods):
         inside = _inside(f"{d}_lo", f"{d}_hi", edges[k + 1], edges[k], k != periods - 1, False)
-        s = f"COALESCE({self.agg(t, f'SUM(CASE WHEN ({st}) IS TRUE AND {inside} IS TRUE THEN 1 ELSE 0 END)')}, 0)"
-        u_sql = (f"SUM(CASE WHEN {d}_lo IS NOT NULL AND ((({st}) IS NULL AND {inside} IS NOT FALSE) OR "
-                 f"(({st}) IS TRUE AND {inside} IS NULL)) THEN 1 ELSE 0 END)")
-        u = f"COALESCE({self.agg(t, u_sql)}, 0)"
+        s = f"COALESCE({self.agg_in(items, count_if(f'({st}) IS TRUE AND {inside} IS TRUE'))}, 0)"
+        u_sql = count_if(f"{d}_lo IS NOT NULL AND ((({st}) IS NULL AND {inside} IS NOT FALSE) OR "
+                         f"(({st}) IS TRUE AND {inside} IS NULL))")
+        u = f"COALESCE({self.agg_in(items, u_sql)}, 0)"
         sure.append(s)
         both.append(f"({s} + {u})")
     if node.op == "average":

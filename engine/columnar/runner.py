@@ -35,16 +35,18 @@ class ColumnarResult:
 
 
 def evaluate_tables(program, folder, as_of, parameters: dict[str, str] | None = None, backend: str = "duckdb",
-                    audit: bool = True) -> list[ColumnarResult]:
-    """Every patient of a folder of tables; raises Unsupported before reading anything it cannot compile,
-    and duckdb_backend.DataProblems when rows would have been skipped by the per-patient reader."""
+                    audit: bool = True, max_items: int | None = None, report=None) -> list[ColumnarResult]:
+    """Every patient of a folder of tables, in the patients table's order; raises Unsupported before
+    reading anything it cannot compile, and duckdb_backend.DataProblems when rows would have been
+    skipped by the per-patient reader (with DuckDB, also a patient with more than ``max_items`` items,
+    which the reader's limit refuses). ``report``: see duckdb_backend.run."""
     plan = compile_plan(program, as_of, parameters)
     if backend == "spark":
         from . import spark_backend
         table = spark_backend.run(plan, folder)
     else:
         from . import duckdb_backend
-        table = duckdb_backend.run(plan, folder)
+        table = duckdb_backend.run(plan, folder, max_items=max_items, report=report)
     outcomes = [o for o in plan.outputs if o.outcome]
     extra = [o for o in plan.outputs if not o.outcome] if audit else []
     ids, values = columns_json(table, outcomes + extra)

@@ -28,6 +28,8 @@ FALSE_WORDS = ("false", "no", "0", "f", "n")
 #: lower-cased system names and URIs -> short names (engine.record_index.SYSTEMS)
 SYSTEMS = {**{uri.lower(): short for short, uri in schema.CODE_SYSTEMS.items()},
            **{short: short for short in schema.CODE_SYSTEMS}}
+#: the column a backend adds to the raw patients relation: the row's place in its file, from 0
+ROW_NUMBER = "file_row_number"
 DEFAULT_SYSTEM = {"conditions": "snomed", "medications": "dmd", "observations": "snomed", "procedures": "snomed"}
 
 
@@ -95,6 +97,10 @@ def view_sql(table: str, raw: str, present: set[str]) -> str:
             cols.append(f"{_text(name, present)} AS patient_id")
         else:
             cols.append(f"{_text(name, present)} AS {name}")
+    if table == "patients":
+        # the patient's row in its file: the output keeps the per-patient engine's (file) order,
+        # and sorting by an integer is cheaper than by the id's text
+        cols.append("file_row_number AS pk" if ROW_NUMBER in present else "CAST(NULL AS BIGINT) AS pk")
     return f"SELECT {', '.join(cols)} FROM {raw}"
 
 
@@ -129,4 +135,4 @@ def problems_sql(table: str, raw: str, present: set[str]) -> str | None:
     return f"SELECT COUNT(*) FROM {raw} WHERE " + " OR ".join(tests)
 
 
-__all__ = ["TABLES", "date_bounds", "problems_sql", "view_sql"]
+__all__ = ["ROW_NUMBER", "TABLES", "date_bounds", "problems_sql", "view_sql"]

@@ -14,7 +14,7 @@ import sqlglot
 
 from engine.tables import COLUMNS, TABLES, _find_format
 
-from .sources import view_sql
+from .sources import ROW_NUMBER, view_sql
 
 
 def to_spark(sql: str) -> str:
@@ -43,6 +43,9 @@ def register_tables(spark, folder: str | Path) -> None:
                 frame = spark.read.parquet(str(path))
             else:  # every cell as text: a date known to the year must stay text
                 frame = spark.read.option("header", True).option("inferSchema", False).csv(str(path))
+            if table == "patients":  # file order (one increasing id per row; gaps between partitions)
+                from pyspark.sql.functions import monotonically_increasing_id
+                frame = frame.withColumn(ROW_NUMBER, monotonically_increasing_id())
             frame.createOrReplaceTempView(f"raw_{table}")
             present = set(frame.columns)
         else:
@@ -53,7 +56,7 @@ def register_tables(spark, folder: str | Path) -> None:
 
 
 def run(plan, folder: str | Path, spark=None):
-    """Execute the plan on Spark; returns a pyarrow Table ordered by patient id."""
+    """Execute the plan on Spark; returns a pyarrow Table in the patients table's order."""
     import pyarrow as pa
     spark = spark or session()
     register_tables(spark, folder)

@@ -35,6 +35,7 @@ class ItemSet:
     window: tuple[dt.date, dt.date] | None = None   # the last ``in the last`` window applied
     cleared: str | None = None        # assessments in scope that found no impairment
     source_status: str | None = None  # the list before its last window (for total stay)
+    since: dt.date | None = None      # no row whose latest date is before this day is in the list
 
 
 @dataclass

@@ -21,6 +21,7 @@ reason, and every problem with the input is reported with its place (see
 from __future__ import annotations
 
 import calendar
+import functools
 import gc
 import re
 import zlib
@@ -1206,6 +1207,7 @@ def _gunzip(data: bytes) -> bytes:
     return b"".join(out)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a service reads the same dates request after request
 def _parse_date(text: str) -> r.PartialDate | str:
     """A PartialDate, or the reason the text is not a date."""
     m = _DATE_RE.fullmatch(text)

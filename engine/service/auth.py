@@ -6,6 +6,9 @@ with every configured token in constant time (``hmac.compare_digest``), so
 neither the answer's timing nor its text tells a caller how close a guess
 was. Tokens are never logged or echoed; the logs and the audit log name the
 token's *name*.
+
+A CDS Hooks JWT (signed by the EHR; see jwt_auth) is accepted as the bearer
+token too when ``[jwt]`` configures its issuer; the name is the issuer's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import hmac
 
 from fastapi import HTTPException, Request
+
+from .jwt_auth import JwtRejected, looks_like_jwt
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pathways"'}
 
@@ -33,8 +38,11 @@ class Tokens:
         return found
 
 
-def authenticate(request: Request) -> str:
-    """A FastAPI dependency: the caller's token name, or 401."""
+async def authenticate(request: Request) -> str:
+    """A FastAPI dependency: the caller's token name, or 401.
+
+    ``async`` because it is cheap: FastAPI runs a plain ``def`` dependency in the
+    thread pool, and that hop cost more than the check itself."""
     header = request.headers.get("authorization")
     if not header:
         raise HTTPException(401, "this service needs a bearer token: send the header "
@@ -42,7 +50,15 @@ def authenticate(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "the Authorization header must be `Bearer <token>`", headers=CHALLENGE)
-    who = request.app.state.tokens.who(token.strip())
+    token = token.strip()
+    who = request.app.state.tokens.who(token)
+    verifier = request.app.state.jwt
+    if who is None and verifier is not None and looks_like_jwt(token):
+        try:
+            who = verifier.who(token)
+        except JwtRejected as exc:
+            raise HTTPException(401, str(exc), headers={
+                "WWW-Authenticate": 'Bearer realm="pathways", error="invalid_token"'}) from None
     if who is None:
         raise HTTPException(401, "the bearer token was not recognised", headers=CHALLENGE)
     request.state.who = who

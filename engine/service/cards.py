@@ -67,8 +67,10 @@ def _md(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>#|])", r"\\\1", text)
 
 
-def level_card(result, explanation: dict, outcome_name: str, link: dict, source: dict) -> dict:
-    """The card for the stratification outcome."""
+def level_card(result, explanation: dict, outcome_name: str, link: dict, source: dict,
+               reference: dict | None = None, ranks: bool = False) -> dict:
+    """The card for the stratification outcome. ``ranks``: the protocol ranks patients
+    against others; ``reference``: the population it ranked against (None: not decided)."""
     outcome = next(o for o in explanation["outcomes"] if o["name"] == outcome_name)
     met, unknown = level_reasons(outcome)
     header = result.program.protocol.header
@@ -77,6 +79,12 @@ def level_card(result, explanation: dict, outcome_name: str, link: dict, source:
              f"{result.as_of.isoformat()}."]
     if met:
         parts.append("Why:\n" + _bullets(met))
+    if reference:
+        parts.append(f"Ranked against a reference population of {reference['patients']:,} patients "
+                     f"as of {reference['as_of']}.")
+    elif ranks:
+        parts.append("Criteria that rank the patient among other patients (such as the top 3% of the "
+                     "practice) are not decided: the service has no reference population.")
     if unknown:
         parts.append("Not known from the record (recording these could change the level):\n" + _bullets(unknown))
     others = [o for o in explanation["outcomes"] if o["name"] != outcome_name]
@@ -95,13 +103,17 @@ def pathway_cards(snapshot, record, as_of, link: dict, source: dict) -> list[dic
     from ..record_index import RecordIndex
 
     cards = []
+    index = RecordIndex(record)  # the record's collections depend on the record only: picked once for all
     for name in sorted(snapshot.programs):
         program = snapshot.programs[name]
-        pathways = [p for p in program.protocol.of_kind("pathway") if p.entry is not None]
+        pathways = snapshot.compiled.get((name, None))
+        if pathways is None:  # found once per snapshot
+            pathways = snapshot.compiled[(name, None)] = [p for p in program.protocol.of_kind("pathway")
+                                                          if p.entry is not None]
         if not pathways:
             continue
         compiled = program._fast  # noqa: SLF001 - the engine's own compiled form, same layer
-        ctx = Ctx(compiled, RecordIndex(record), as_of, {}, None, snapshot.populations[name])
+        ctx = Ctx(compiled, index, as_of, {}, None, snapshot.population(name, {}))
         for pathway in pathways:
             key = (name, pathway.name)
             entry = snapshot.compiled.get(key)
@@ -113,11 +125,11 @@ def pathway_cards(snapshot, record, as_of, link: dict, source: dict) -> list[dic
                 continue  # a pathway that cannot be decided for one patient is not suggested
             if enters is not True:
                 continue
-            cards.append(_pathway_card(program, pathway, compiled, ctx, link, source))
+            cards.append(_pathway_card(program, pathway, compiled, ctx, link, source, snapshot.compiled))
     return cards
 
 
-def _pathway_card(program, pathway, compiled, ctx, link: dict, source: dict) -> dict:
+def _pathway_card(program, pathway, compiled, ctx, link: dict, source: dict, cache: dict) -> dict:
     label = pathway.label or pathway.name
     parts = [f"**Suggested pathway: {_md(label)}** (protocol {_md(program.protocol.header.name)})"]
     if pathway.steps:
@@ -130,7 +142,7 @@ def _pathway_card(program, pathway, compiled, ctx, link: dict, source: dict) -> 
     for plan in (p for p in program.protocol.of_kind("care_plan") if p.pathway == pathway.name):
         lines = []
         for section in plan.sections:
-            items = [item for item in section.items if _holds(compiled, item.condition, ctx)]
+            items = [item for item in section.items if _holds(compiled, item.condition, ctx, cache)]
             for item in items:
                 text = _fill(item.text, compiled, ctx)
                 lines.append(f"{section.label or section.section}: {text}" + (f" ({item.role})" if item.role else ""))
@@ -146,11 +158,15 @@ def _quantity(q) -> str:
     return f"{value} {q.unit}"
 
 
-def _holds(compiled, condition, ctx) -> bool:
+def _holds(compiled, condition, ctx, cache: dict) -> bool:
     if condition is None:
         return True
+    key = (id(compiled), condition.id or condition.model_dump_json())
     try:
-        return compiled.expr(condition)(ctx) is True
+        fn = cache.get(key)
+        if fn is None:  # compiling costs more than evaluating: once per snapshot, not per request
+            fn = cache[key] = compiled.expr(condition)
+        return fn(ctx) is True
     except Exception:  # noqa: BLE001 - an item that cannot be decided is left out, not fatal
         return False
 

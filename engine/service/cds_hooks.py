@@ -52,7 +52,7 @@ _REQUEST_SCHEMA = {
 
 
 @router.get("/cds-services", tags=["CDS Hooks"], summary="CDS Hooks discovery (no token needed)")
-def discovery(request: Request) -> dict:
+async def discovery(request: Request) -> dict:
     """The services this CDS service offers, with their prefetch templates."""
     snapshot = request.app.state.library.current
     config = request.app.state.config
@@ -77,7 +77,7 @@ async def patient_view(request: Request, who: str = Depends(authenticate)) -> Re
 
     body = await request.body()
     base = request.app.state.config.public_url or str(request.base_url).rstrip("/")
-    return await run_limited(request, _patient_view, request.app.state, body, who, base)
+    return await run_limited(request, _patient_view, request.app.state, body, who, base, size=len(body))
 
 
 def _patient_view(state, body: bytes, who: str, base: str) -> Response:
@@ -107,7 +107,9 @@ def _patient_view(state, body: bytes, who: str, base: str) -> Response:
     header = result.program.protocol.header
     source = {"label": f"ltc-pathways: {header.name} {header.version}"}
     from .cards import level_card, pathway_cards
-    cards = [level_card(result, explanation, outcome, link, source)]
+    reference = snapshot.references.get(name)
+    cards = [level_card(result, explanation, outcome, link, source, reference.describe() if reference else None,
+                        bool(snapshot.unranked[name]))]
     cards.extend(pathway_cards(snapshot, record, as_of, link, source))
     audit(state, [result], who, "service:patient-view")
     return Response(orjson.dumps({"cards": cards}), media_type="application/json")

@@ -11,12 +11,20 @@ card_outcome = "level"
 require_as_of = false    # true: patient-view requests must say their as-of date
 max_request_bytes = 5000000
 request_seconds = 10
+inline_bytes = 262144    # smaller bodies run on the event loop; larger in a thread cut off at the limit
 public_url = ""          # the address clients reach the service at (for card links)
 audit = ""               # an audit log to append every evaluation to
 audit_fsync = false
+reference = ""           # reference population(s) for ranked terms (pathways reference), or a list
 
 [limits]                 # engine.limits.Limits
 max_items_per_record = 50000
+
+[jwt]                    # CDS Hooks JWTs (engine.service.jwt_auth), next to the tokens
+audience = ["https://pathways.example.org/cds-services/ltc-pyramid"]
+[jwt.issuers.ehr]
+iss = "https://ehr.example.org"
+jwks = "ehr-jwks.json"   # or pem = ["ehr-public.pem"]; relative to this file
 ```
 
 ``PATHWAYS_TOKENS="name:token,name2:token2"`` adds tokens (and wins on a name
@@ -31,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..limits import LimitError, Limits
+from .jwt_auth import JwtConfigError, JwtSettings, parse_settings
 
 
 class ConfigError(Exception):
@@ -46,15 +55,19 @@ class ServiceConfig:
     require_as_of: bool = False
     max_request_bytes: int = 5_000_000
     request_seconds: float = 10.0
+    inline_bytes: int = 262_144  # bodies up to this size are evaluated on the event loop (app.run_limited)
     public_url: str = ""
     audit: str = ""
     audit_fsync: bool = False
     limits: Limits = field(default_factory=Limits)
+    jwt: JwtSettings = field(default_factory=JwtSettings)  # CDS Hooks JWTs, next to bearer tokens
+    reference: tuple[str, ...] = ()  # reference populations for ranked terms (`pathways reference` files)
 
 
 _SERVICE_KEYS = {"admins": (list,), "card_protocol": (str,), "card_outcome": (str,), "require_as_of": (bool,),
-                 "max_request_bytes": (int,), "request_seconds": (int, float), "public_url": (str,),
-                 "audit": (str,), "audit_fsync": (bool,)}
+                 "max_request_bytes": (int,), "request_seconds": (int, float), "inline_bytes": (int,),
+                 "public_url": (str,),
+                 "audit": (str,), "audit_fsync": (bool,), "reference": (str, list)}
 
 
 def parse_tokens(text: str, where: str = "PATHWAYS_TOKENS") -> dict[str, str]:
@@ -89,10 +102,10 @@ def load_config(path: str | Path | None = None, environ: dict | None = None) -> 
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"tokens", "service", "limits"}
+    unknown = set(data) - {"tokens", "service", "limits", "jwt"}
     if unknown:
         raise ConfigError(f"{where}: unknown table(s) {', '.join(sorted(unknown))}; "
-                          "the tables are [tokens], [service] and [limits]")
+                          "the tables are [tokens], [service], [limits] and [jwt]")
     tokens: dict[str, str] = {}
     for name, token in (data.get("tokens") or {}).items():
         if not isinstance(token, str):
@@ -112,8 +125,21 @@ def load_config(path: str | Path | None = None, environ: dict | None = None) -> 
     for key in ("max_request_bytes", "request_seconds"):
         if key in values and values[key] <= 0:
             raise ConfigError(f"{where}: [service] {key} must be more than 0")
+    if values.get("inline_bytes", 0) < 0:
+        raise ConfigError(f"{where}: [service] inline_bytes must be 0 (always use a thread) or more")
     try:
         limits = Limits.from_dict(data.get("limits") or {}, f"{where} [limits]")
     except LimitError as exc:
         raise ConfigError(str(exc)) from None
-    return ServiceConfig(tokens=tokens, limits=limits, **values)
+    base = Path(path).resolve().parent if path else Path.cwd()
+    if "reference" in values:  # relative to the configuration file, like the JWT key files
+        given = values["reference"]
+        given = [given] if isinstance(given, str) else given
+        if not all(isinstance(f, str) and f for f in given):
+            raise ConfigError(f"{where}: [service] reference must be a file name or a list of them")
+        values["reference"] = tuple(str(base / f) for f in given)
+    try:
+        jwt_settings = parse_settings(data.get("jwt") or {}, where, base, values.get("public_url", ""))
+    except JwtConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return ServiceConfig(tokens=tokens, limits=limits, jwt=jwt_settings, **values)

@@ -75,7 +75,7 @@ def evaluate(snapshot, name: str, record, as_of: dt.date, parameters: dict, limi
     if program is None:
         known = ", ".join(sorted(snapshot.programs)) or "none"
         raise ServiceError(404, f"there is no protocol called {name[:80]!r}; the protocols are: {known}")
-    population = snapshot.populations[name] or None
+    population = snapshot.population(name, parameters)
     if parameters:
         try:
             program.parameters(parameters)  # checked once per distinct set, then cached by the program

@@ -34,8 +34,17 @@ class Snapshot:
     generation: int
     programs: dict = field(default_factory=dict)  # protocol name -> engine.Program
     files: dict = field(default_factory=dict)  # protocol name -> file (relative to the library)
-    populations: dict = field(default_factory=dict)  # name -> empty reference distributions
+    populations: dict = field(default_factory=dict)  # name -> distributions by term (empty groups: unknown)
+    references: dict = field(default_factory=dict)  # name -> the reference.Reference ranked against, if any
+    unranked: dict = field(default_factory=dict)  # name -> empty distributions (other parameters)
     compiled: dict = field(default_factory=dict)  # (protocol, pathway) -> compiled entry condition (a cache)
+
+    def population(self, name: str, parameters: dict) -> dict | None:
+        """The distributions ``name``'s ranked terms use for a request with ``parameters``:
+        the reference's when they are the ones it was made with, else empty (unknown)."""
+        reference = self.references.get(name)
+        same = reference is None or dict(parameters) == reference.parameters
+        return (self.populations[name] if same else self.unranked[name]) or None
 
     def describe(self) -> list[dict]:
         """Name, version, sha256, file, outcomes and parameters of every protocol (GET /protocols)."""
@@ -47,6 +56,7 @@ class Snapshot:
                 "status": protocol.header.status, "sha256": protocol.sha256, "file": self.files[name],
                 "outcomes": list(self.programs[name].outcome_names),
                 "parameters": _parameters(protocol),
+                "reference": self.references[name].describe() if self.references.get(name) else None,
             })
         return out
 
@@ -63,7 +73,7 @@ def _parameters(protocol, prefix: str = "") -> list[dict]:
     return out
 
 
-def compile_library(folder: Path, limits: Limits, generation: int) -> Snapshot:
+def compile_library(folder: Path, limits: Limits, generation: int, references: tuple = ()) -> Snapshot:
     """Compile every protocol in ``folder``; raise LibraryError listing every problem."""
     from dsl.compiler import Session, compile_file
     from dsl.diagnostics import render
@@ -84,6 +94,8 @@ def compile_library(folder: Path, limits: Limits, generation: int) -> Snapshot:
             if not errors:
                 problems.append(f"{shown}: does not compile")
             continue
+        if not result.protocol.outcomes and all(d.kind == "test" for d in result.protocol.declarations):
+            continue  # a companion file of tests (castlefields_tests.pw): checked, not served
         name = result.protocol.header.name
         if name in programs:
             problems.append(f"{shown}: the protocol name {name!r} is already used by {names[name]}")
@@ -96,8 +108,16 @@ def compile_library(folder: Path, limits: Limits, generation: int) -> Snapshot:
         names[name] = shown
     if problems:
         raise LibraryError(f"{folder}: {len(problems)} problem(s); nothing was changed", problems)
-    populations = {name: {t.id: {} for _, _, t in p.population_terms()} for name, p in programs.items()}
-    return Snapshot(generation, programs, names, populations)
+    from .logs import log
+    from .reference import populations as ranked
+
+    populations, used, unranked = {}, {}, {}
+    for name, program in programs.items():
+        populations[name], used[name], notes = ranked(program, list(references))
+        unranked[name] = {t.id: {} for _, _, t in program.population_terms()}
+        for note in notes:
+            log("reference not used", 30, protocol=name, note=note)
+    return Snapshot(generation, programs, names, populations, used, unranked)
 
 
 class Library:
@@ -109,11 +129,13 @@ class Library:
     (checked at most twice a second, on a request), reload too.
     """
 
-    def __init__(self, folder: str | Path, limits: Limits, signal_file: str | Path | None = None):
+    def __init__(self, folder: str | Path, limits: Limits, signal_file: str | Path | None = None,
+                 references: tuple = ()):
         self.folder = Path(folder).resolve()
         self.limits = limits
+        self.references = tuple(references)  # reference.Reference, applied again on every reload
         self._reloading = threading.Lock()
-        self.current = compile_library(self.folder, limits, 1)
+        self.current = compile_library(self.folder, limits, 1, self.references)
         self.signal_file = Path(signal_file) if signal_file else None
         self._seen = self._stamp()
         self._checked = time.monotonic()
@@ -123,7 +145,7 @@ class Library:
         (False, the snapshot still served, problems) if it was refused."""
         with self._reloading:
             try:
-                new = compile_library(self.folder, self.limits, self.current.generation + 1)
+                new = compile_library(self.folder, self.limits, self.current.generation + 1, self.references)
             except LibraryError as exc:
                 return False, self.current, [str(exc), *exc.problems]
             self.current = new  # one assignment: requests see the old snapshot or the new, never a mix

@@ -24,7 +24,7 @@ _BUNDLE_SCHEMA = {
 
 
 @router.get("/health", tags=["service"], summary="Is the service up (no token needed)")
-def health(request: Request) -> dict:
+async def health(request: Request) -> dict:
     snapshot = request.app.state.library.current
     return {"status": "ok", "protocols": len(snapshot.programs), "generation": snapshot.generation}
 
@@ -51,7 +51,8 @@ async def evaluate_bundle(
     from .app import run_limited
 
     body = await request.body()
-    return await run_limited(request, _evaluate, request.app.state, body, protocol, as_of, param, explain, who)
+    return await run_limited(request, _evaluate, request.app.state, body, protocol, as_of, param, explain, who,
+                             size=len(body))
 
 
 def _evaluate(state, body: bytes, protocol: str, as_of: str, param: list[str], explain: bool, who: str):
@@ -76,8 +77,17 @@ def _evaluate(state, body: bytes, protocol: str, as_of: str, param: list[str], e
     program = snapshot.programs[protocol].protocol
     answer = {"protocol": {"name": program.header.name, "version": program.header.version,
                            "sha256": program.sha256},
-              "as_of": day.isoformat(), "results": out, "load": load_summary(report)}
+              "as_of": day.isoformat(), "results": out, "load": load_summary(report),
+              "reference": _reference(snapshot, protocol, parameters)}
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _reference(snapshot, name: str, parameters: dict) -> dict | None:
+    """The reference population the ranked terms were decided against (None: they are unknown)."""
+    reference = snapshot.references.get(name)
+    if reference is None or snapshot.population(name, parameters) is snapshot.unranked[name]:
+        return None
+    return reference.describe()
 
 
 @router.get("/explanations/{explanation_id}", tags=["evaluate"],
