@@ -193,9 +193,13 @@ def _ndjson(batch: list, read_fhir) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    total = int(args[0]) if args else 100_000
-    processes = int(sys.argv[sys.argv.index("--processes") + 1]) if "--processes" in sys.argv else 2
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "Fuzz the FHIR readers.").splitlines()[0])
+    parser.add_argument("inputs", nargs="?", type=int, default=100_000, help="how many inputs (default 100,000)")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
+    options = parser.parse_args()
+    total, processes = options.inputs, options.processes
     chunks = max(processes * 10, 1)
     jobs = [(seed, total // chunks) for seed in range(chunks)]
     start = time.perf_counter()

@@ -47,9 +47,13 @@ def _counted(args: tuple[int, int]) -> tuple[int, list[tuple[str, str]]]:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    total = int(args[0]) if args else 100_000
-    budget = float(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else None
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="?", type=int, default=100_000, help="how many inputs (default 100,000)")
+    parser.add_argument("--seconds", type=float, help="stop after about this many seconds")
+    options = parser.parse_args()
+    total, budget = options.inputs, options.seconds
     size = 500  # inputs per job: small enough to stop soon after the time budget runs out
     jobs = [(seed, min(size, total - seed * size)) for seed in range((total + size - 1) // size)]
     start = time.perf_counter()
