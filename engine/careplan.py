@@ -75,21 +75,9 @@ class PlanError(LookupError):
 
 
 def find_plan(protocol: m.Protocol, name: str | None) -> m.CarePlan:
-    import difflib
-
-    plans = protocol.of_kind("care_plan")
-    if not plans:
-        raise PlanError(f"protocol {protocol.header.name} has no care-plan templates")
-    if name is None:
-        return plans[0]
-    for p in plans:
-        if p.name == name:
-            return p
-    names = [p.name for p in plans]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f" Did you mean {close[0]}?" if close else ""
-    raise PlanError(f"protocol {protocol.header.name} has no care plan called {name!r} "
-                    f"(its care plans: {', '.join(names)}).{hint}")
+    """The care-plan template called ``name`` (the first when None); a PlanError says which exist."""
+    from .pathway_state import find_declaration
+    return find_declaration(protocol, "care_plan", "care plan", name, PlanError)
 
 
 def _placeholder_ref(protocol: m.Protocol, name: str) -> m.Ref | None:

@@ -514,20 +514,26 @@ def _available(pathway: m.Pathway, step: m.Step, visit: Visit, checks: dict) -> 
     return out
 
 
-def find_pathway(protocol: m.Protocol, name: str | None) -> m.Pathway:
-    """The pathway called ``name`` (the first when None); a LookupError says which exist."""
+def find_declaration(protocol: m.Protocol, kind: str, what: str, name: str | None, error=LookupError):
+    """The declaration of ``kind`` called ``name`` (the first when None); ``error`` says which
+    exist, with a did-you-mean. ``what`` names the kind in words (``pathway``, ``care plan``)."""
     import difflib
 
-    pathways_ = protocol.of_kind("pathway")
-    if not pathways_:
-        raise LookupError(f"protocol {protocol.header.name} has no pathways")
+    found = protocol.of_kind(kind)
+    if not found:
+        raise error(f"protocol {protocol.header.name} has no {what}s")
     if name is None:
-        return pathways_[0]
-    for p in pathways_:
-        if p.name == name:
-            return p
-    names = [p.name for p in pathways_]
+        return found[0]
+    for decl in found:
+        if decl.name == name:
+            return decl
+    names = [decl.name for decl in found]
     close = difflib.get_close_matches(name, names, n=1)
     hint = f" Did you mean {close[0]}?" if close else ""
-    raise LookupError(f"protocol {protocol.header.name} has no pathway called {name!r} "
-                      f"(its pathways: {', '.join(names)}).{hint}")
+    raise error(f"protocol {protocol.header.name} has no {what} called {name!r} "
+                f"(its {what}s: {', '.join(names)}).{hint}")
+
+
+def find_pathway(protocol: m.Protocol, name: str | None) -> m.Pathway:
+    """The pathway called ``name`` (the first when None); a LookupError says which exist."""
+    return find_declaration(protocol, "pathway", "pathway", name)

@@ -495,12 +495,8 @@ class Compiler:
 
     def _x_possible_levels(self, cp, path, node):
         """The levels above the one assigned whose condition is unknown, as JSON text ``[3, 2]``."""
-        kind, _, rest = node.target.target.partition(":")
-        if kind == "decl":
-            owner, owner_path, name = cp, path, rest
-        else:
-            alias, _, name = rest.partition(":")
-            owner, owner_path = cp.imports[alias], alias
+        from .plan_lists import declared
+        owner, owner_path, name = declared(cp, path, node.target)
         self.decl(owner, owner_path, name)
         conds = self.lists[owner.decls[name].id]
         parts, earlier = [], "FALSE"

@@ -43,13 +43,17 @@ def _counts(values: list[V]) -> tuple[str, str]:
     return true, unknown
 
 
-def _x_items_met(self, cp, path, node: m.ItemsMet) -> V:
-    kind, _, rest = node.target.target.partition(":")
+def declared(cp, path, ref: m.Ref):
+    """(the compiled protocol declaring ``ref``, its path, the name there)."""
+    kind, _, rest = ref.target.partition(":")
     if kind == "decl":
-        owner, owner_path, name = cp, path, rest
-    else:
-        alias, _, name = rest.partition(":")
-        owner, owner_path = cp.imports[alias], alias
+        return cp, path, rest
+    alias, _, name = rest.partition(":")
+    return cp.imports[alias], alias, name
+
+
+def _x_items_met(self, cp, path, node: m.ItemsMet) -> V:
+    owner, owner_path, name = declared(cp, path, node.target)
     self.decl(owner, owner_path, name)
     values = self.lists[owner.decls[name].expr.id]
     true, unknown = _counts(values)
