@@ -440,7 +440,7 @@ class Checker:
         t = self.expr(e)
         if t is UNKNOWN:
             return None
-        if t.base != "list":
+        if t.base != "list" or t.detail not in schema.ITEM_ATTRIBUTES:  # e.g. possible higher levels
             self.sink.error("PW311", f"{what} needs a list from the patient's record, but this is {_a(t)}", e.span,
                             help=f"lists are: {', '.join(list(schema.COLLECTIONS)[:6])}, ...")
             return None
