@@ -211,11 +211,16 @@ def _review(program, plan: m.CarePlan, record, day, parameters, population, out:
 
 # --- renderings ------------------------------------------------------------------------------------
 
+def reasons(line: Line) -> str:
+    """The criterion values that put a line in the plan, in words ("" when always included)."""
+    return "; ".join(f"{b['label']}: {b['value']}" for b in line.criterion.because) if line.criterion else ""
+
+
 def _because(line: Line) -> str:
     c = line.criterion
     if c is None:
         return "always included"
-    names = "; ".join(f"{b['label']}: {b['value']}" for b in c.because)
+    names = reasons(line)
     return f"because `{c.condition}` holds" + (f" ({names})" if names else "")
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .careplan import Line, PersonalPlan
+from .careplan import Line, PersonalPlan, reasons
 
 #: engine record kind -> FHIR resource type (for references built from a bare source id)
 RESOURCE_TYPES = {"condition": "Condition", "medication": "MedicationRequest", "encounter": "Encounter",
@@ -53,7 +53,7 @@ def _reason(line: Line) -> str:
     c = line.criterion
     if c is None:
         return "in the template for every patient"
-    names = "; ".join(f"{b['label']}: {b['value']}" for b in c.because)
+    names = reasons(line)
     return f"{c.condition}" + (f" ({names})" if names else "")
 
 

@@ -23,6 +23,18 @@ class EvaluationTimeout(LimitError):
     """One patient's evaluation took longer than the limit."""
 
 
+def read_toml(path: str | Path, error: type[Exception], what: str = "") -> dict:
+    """A TOML file as data; ``error`` (with the path) when it cannot be read or is not TOML."""
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read {what}{path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Limits:
     """The limits, with their defaults. ``None`` switches a limit off."""
@@ -60,14 +72,7 @@ class Limits:
     @classmethod
     def from_file(cls, path: str | Path) -> "Limits":
         """The ``[limits]`` table of a TOML file (a service configuration will do; other tables are ignored)."""
-        import tomllib
-
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise LimitError(f"cannot read the limits file {path}: {exc.strerror or exc}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise LimitError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path, LimitError, "the limits file ")
         table = data.get("limits")
         if not isinstance(table, dict):
             raise LimitError(f"{path}: there is no [limits] table (see docs/service.md, Limits)")

@@ -34,7 +34,6 @@ in both). Tokens are never logged or echoed.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,12 +95,8 @@ def load_config(path: str | Path | None = None, environ: dict | None = None) -> 
     data: dict = {}
     where = str(path) if path else "configuration"
     if path:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        from ..limits import read_toml
+        data = read_toml(path, ConfigError)
     unknown = set(data) - {"tokens", "service", "limits", "jwt"}
     if unknown:
         raise ConfigError(f"{where}: unknown table(s) {', '.join(sorted(unknown))}; "
