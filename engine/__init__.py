@@ -13,6 +13,7 @@ from pathways import model as m
 
 from .evaluate import EngineError, PopulationRequired
 from .program import Program, Result
+from .record_index import RecordIndex, prepare
 
 
 class ProtocolError(EngineError):
@@ -41,4 +42,5 @@ def compile(protocol: m.Protocol) -> Program:  # noqa: A001 - the API's name for
     return Program(protocol)
 
 
-__all__ = ["EngineError", "PopulationRequired", "Program", "ProtocolError", "Result", "compile", "load"]
+__all__ = ["EngineError", "PopulationRequired", "Program", "ProtocolError", "RecordIndex", "Result", "compile", "load",
+           "prepare"]

@@ -28,7 +28,19 @@ def add_months(day: dt.date, months: int) -> dt.date:
     month += 1
     if not 1 <= year <= 9999:
         return dt.date.min if year < 1 else dt.date.max
-    return dt.date(year, month, min(day.day, _cal.monthrange(year, month)[1]))
+    return dt.date(year, month, min(day.day, days_in_month(year, month)))
+
+
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def days_in_month(year: int, month: int) -> int:
+    """>>> days_in_month(2024, 2), days_in_month(2023, 2), days_in_month(2023, 12)
+    (29, 28, 31)
+    """
+    if month == 2 and _cal.isleap(year):
+        return 29
+    return _MONTH_DAYS[month]
 
 
 @lru_cache(maxsize=4096)
@@ -94,7 +106,8 @@ def whole_units(start: dt.date, end: dt.date, unit: str) -> int:
         return (end - start).days // UNIT_DAYS[unit]
     per = 12 if unit == "years" else 1
     guess = ((end.year - start.year) * 12 + end.month - start.month) // per
-    while guess > 0 and add_months(start, guess * per) > end:
+    # the months (or years) counted reach past the end only in its last month: one step back
+    if guess > 0 and add_months(start, guess * per) > end:
         guess -= 1
     return guess
 

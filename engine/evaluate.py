@@ -17,6 +17,7 @@ from pathways import model as m
 from pathways import schema
 
 from . import calendar as cal
+from .fast_roads import fast_condition, fast_road
 from .record_index import ASSESSED, RecordIndex, attribute, code_key, item_date, patient_attribute
 from .values import (
     DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or, number_range,
@@ -211,7 +212,7 @@ class CompiledProtocol:
     def expr(self, node: m.Expr) -> Fn:
         fn = getattr(self, f"_x_{node.kind}")(node)
         if not self.tracing:
-            return fn
+            return fast_road(self, node, fn) or fn
         node_id = node.id
 
         def traced(ctx: Ctx):
@@ -304,18 +305,17 @@ class CompiledProtocol:
                 right(ctx)  # (records the literal in a trace, for the explanation)
                 return (v is wanted) is same
             return is_recorded
-        if isinstance(node.right, m.Quantity) and node.right.unit in ("count", "gbp") and not self.tracing:
-            # a count or an amount against a number written in the protocol: compare
-            # plain numbers directly; ranges and unknowns take the general road
-            k = literal(node.right)
+        if not self.tracing:
+            # two plain numbers (a count, an amount) compare directly; ranges,
+            # durations and unknowns take the general road
             test = _INT_OPS[op]
 
-            def against_number(ctx: Ctx):
-                v = left(ctx)
-                if type(v) is int or type(v) is float:
-                    return test(v, k)
-                return compare(v, op, k, ctx.as_of)
-            return against_number
+            def numbers(ctx: Ctx):
+                a, b = left(ctx), right(ctx)
+                if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+                    return test(a, b)
+                return compare(a, op, b, ctx.as_of)
+            return numbers
         return lambda ctx: compare(left(ctx), op, right(ctx), ctx.as_of)
 
     def _x_ago(self, node: m.Ago) -> Fn:
@@ -361,9 +361,17 @@ class CompiledProtocol:
         """A `where` test on one item."""
         if isinstance(node, m.Binary) and node.op in ("and", "or"):
             a, b = self.condition(node.left), self.condition(node.right)
+            # a test on an item records nothing, so the right side may be skipped
             if node.op == "and":
-                return lambda item, ctx: k_and(a(item, ctx), b(item, ctx))
-            return lambda item, ctx: k_or(a(item, ctx), b(item, ctx))
+                def and_test(item, ctx):
+                    x = a(item, ctx)
+                    return False if x is False else k_and(x, b(item, ctx))
+                return and_test
+
+            def or_test(item, ctx):
+                x = a(item, ctx)
+                return True if x is True else k_or(x, b(item, ctx))
+            return or_test
         if isinstance(node, m.Not):
             inner = self.condition(node.operand)
             return lambda item, ctx: k_not(inner(item, ctx))
@@ -382,7 +390,10 @@ class CompiledProtocol:
         if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:"):
             name, op = node.left.name, node.op
             value = self.expr(node.right)
-            return lambda item, ctx: compare(attribute(item, name, ctx.as_of), op, value(ctx), ctx.as_of)
+
+            def attribute_test(item, ctx):
+                return compare(attribute(item, name, ctx.as_of), op, value(ctx), ctx.as_of)
+            return (not self.tracing and fast_condition(self, node, attribute_test)) or attribute_test
         whole = self.expr(node)
         return lambda item, ctx: whole(ctx)
 
@@ -456,7 +467,12 @@ class CompiledProtocol:
                 absent = False if items.cleared is None or items.cleared else None
                 found = True if n else (None if extra else absent)
                 return found if op == "any" else k_not(found)
+            if op == "sum" and plain_sum and not items.maybe:
+                values = [getattr(it, attr) for it in items.sure]
+                if all(type(v) is float or type(v) is int or v is None for v in values):
+                    return sum(float(v) for v in values if v is not None)  # as _attribute_aggregate adds them
             return _attribute_aggregate(op, attr, items, ctx.as_of)
+        plain_sum = op == "sum" and attr in _PLAIN_NUMBERS
         return aggregate
 
     def _total_stay(self, node: m.Aggregate) -> Fn:
@@ -544,8 +560,9 @@ class CompiledProtocol:
             v = number_range(value(ctx))
             if not dist or v is None:
                 return None
-            exact = v[0] == v[1]  # only exact values joined the group (Program.distributions)
-            return _same(top_share(dist, v[0], share, exact), top_share(dist, v[1], share, exact))
+            if v[0] == v[1]:  # only exact values joined the group (Program.distributions)
+                return top_share(dist, v[0], share, True)
+            return _same(top_share(dist, v[0], share, False), top_share(dist, v[1], share, False))
         return in_top
 
     def _x_percentile(self, node: m.Percentile) -> Fn:
@@ -658,6 +675,10 @@ def _inside(date, lo: dt.date, hi: dt.date, strict_lo: bool, strict_hi: bool) ->
     out_high = (early >= hi) if strict_hi else (early > hi)
     return False if out_low or out_high else None
 
+
+#: attributes held on items as plain numbers (a sum of them is a plain sum)
+_PLAIN_NUMBERS = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()
+                           for name, t in attrs.items() if t.base == "number" and t != schema.DURATION)
 
 #: attributes that are lengths of time, whatever the kind of item
 _DURATION_ATTRIBUTES = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()

@@ -138,9 +138,12 @@ class Program:
             found = self._checked[key] = _overrides(self.protocol, key)
         return found
 
-    def evaluate(self, record: PatientRecord, as_of, parameters: dict[str, str] | None = None,
+    def evaluate(self, record: PatientRecord | RecordIndex, as_of, parameters: dict[str, str] | None = None,
                  explain: bool = False, population: dict | None = None) -> Result:
-        """Evaluate every outcome for one patient on ``as_of``."""
+        """Evaluate every outcome for one patient on ``as_of``.
+
+        ``record`` may be a prepared record (:func:`engine.prepare`): what the
+        record's preparation works out is then not worked out again."""
         day = _as_date(as_of)
         overrides = self.parameters(parameters)
         return self._evaluate(record, day, overrides, _shown(parameters), explain, population)
@@ -148,7 +151,8 @@ class Program:
     def _evaluate(self, record, day, overrides, shown, explain, population) -> Result:
         compiled = self._compiled(explain)
         trace = {} if explain else None
-        ctx = Ctx(compiled, RecordIndex(record), day, overrides, trace, population)
+        index, record = _indexed(record)
+        ctx = Ctx(compiled, index, day, overrides, trace, population)
         outcomes = {name: compiled.fns[name](ctx) for name in self.outcome_names}
         return Result(record.patient.id, day, outcomes, self, dict(shown), record, trace,
                       population if explain else None)
@@ -173,7 +177,7 @@ class Program:
                 fn = cache[key] = compiled.expr(node)
             fns.append(fn)
         trace = {} if explain else None
-        ctx = Ctx(compiled, RecordIndex(record), day, self.parameters(parameters), trace, population)
+        ctx = Ctx(compiled, _indexed(record)[0], day, self.parameters(parameters), trace, population)
         return [fn(ctx) for fn in fns], trace
 
     def population_terms(self) -> list[tuple[str, CompiledProtocol, m.Expr]]:
@@ -198,7 +202,8 @@ class Program:
         terms = [(path, owner, term, owner.expr(term.value)) for path, owner, term in self.population_terms()]
         groups: dict[str, dict[str, list[float]]] = {term.id: {} for _, _, term, _ in terms}
         for record in records:
-            root = Ctx(self._fast, RecordIndex(record), day, overrides, None, None)
+            index, record = _indexed(record)
+            root = Ctx(self._fast, index, day, overrides, None, None)
             for path, _owner, term, value_fn in terms:
                 ctx = root
                 for alias in path.split(".") if path else ():
@@ -234,6 +239,13 @@ class Program:
             population = self.distributions(records(), day, parameters)
         for record in (records() if callable(records) else records):
             yield self._evaluate(record, day, overrides, shown, explain, population)
+
+
+def _indexed(record) -> tuple[RecordIndex, PatientRecord]:
+    """(an index of the record, the record), for a record or a prepared one."""
+    if isinstance(record, RecordIndex):
+        return record, record.record
+    return RecordIndex(record), record
 
 
 def _shown(parameters: dict | None) -> dict[str, str]:

@@ -56,18 +56,19 @@ ASSESSED = {
 }
 
 
+#: encounter collection -> (the encounters' kind, their admission method or None for any)
+ENCOUNTER_COLLECTIONS: dict[str, tuple[str, str | None]] = {
+    "admissions": ("admission", None), "emergency_admissions": ("admission", "emergency"),
+    "elective_admissions": ("admission", "elective"), "ae_attendances": ("ae", None),
+    "outpatient_appointments": ("outpatient", None), "gp_consultations": ("gp", None),
+    "community_contacts": ("community", None), "social_work_visits": ("social_work", None),
+}
+
 #: collection name -> how to pick its items from a record
 COLLECTIONS: dict[str, Callable[[r.PatientRecord], list]] = {
     "conditions": lambda rec: list(rec.conditions),
     "medications": lambda rec: list(rec.medications),
-    "admissions": _encounters("admission"),
-    "emergency_admissions": _encounters("admission", "emergency"),
-    "elective_admissions": _encounters("admission", "elective"),
-    "ae_attendances": _encounters("ae"),
-    "outpatient_appointments": _encounters("outpatient"),
-    "gp_consultations": _encounters("gp"),
-    "community_contacts": _encounters("community"),
-    "social_work_visits": _encounters("social_work"),
+    **{name: _encounters(kind, method) for name, (kind, method) in ENCOUNTER_COLLECTIONS.items()},
     "observations": _observations(None),
     "adl_impairments": _observations("adl", True),
     "iadl_impairments": _observations("iadl", True),
@@ -141,20 +142,82 @@ def patient_attribute(rec: r.PatientRecord, name: str, as_of: dt.date):
     return getattr(p, name)
 
 
-class RecordIndex:
-    """One patient's collections, each picked from the record once."""
+class Dated:
+    """A collection's items (in record order) with their dates as day numbers.
 
-    __slots__ = ("record", "_lists", "_seen")
+    ``exact`` says every item has a date known to the day: only then do the
+    evaluator's fast roads (a bisect instead of a scan) apply, and they give
+    what the general road gives. ``first`` holds each item's day number,
+    ``days`` the same sorted, ``last`` the latest."""
+
+    __slots__ = ("items", "exact", "first", "days", "last")
+
+    def __init__(self, items: list, field: str):
+        self.items = items
+        self.exact = False
+        first = []
+        for item in items:
+            date = getattr(item, field)
+            if date is None or len(date.text) != 10:
+                return
+            first.append(_ordinal(date.text))
+        self.exact = True
+        self.first = first
+        self.days = sorted(first)
+        self.last = self.days[-1] if first else 0
+
+
+def _ordinal(text: str, _parse=dt.date.fromisoformat) -> int:
+    return _parse(text).toordinal()
+
+
+#: the field that dates each collection's items (item_date, by collection)
+_DATE_FIELDS = {"conditions": "onset", "medications": "start",
+                **{name: "start" for name in ENCOUNTER_COLLECTIONS}}
+
+
+class RecordIndex:
+    """One patient's collections, each picked from the record once.
+
+    An index may be kept and reused: for another protocol, another as-of
+    date, another evaluation (see :func:`prepare`). It only ever adds to
+    its own caches, which depend on the record alone (and the date asked)."""
+
+    __slots__ = ("record", "_lists", "_seen", "_dated")
 
     def __init__(self, record: r.PatientRecord):
         self.record = record
         self._lists: dict[str, list] = {}
         self._seen: dict[tuple[str, dt.date], tuple[list, list]] = {}
+        self._dated: dict[str, Dated] = {}
 
     def collection(self, name: str) -> list:
         found = self._lists.get(name)
         if found is None:
+            if name in _ENCOUNTER_COLLECTIONS:
+                self._split_encounters()
+                return self._lists[name]
             found = self._lists[name] = COLLECTIONS[name](self.record)
+        return found
+
+    def _split_encounters(self) -> None:
+        """Every encounter collection in one pass over the encounters."""
+        lists = {name: [] for name in _ENCOUNTER_COLLECTIONS}
+        for e in self.record.encounters:
+            for name in _BY_KIND[e.kind, e.method]:
+                lists[name].append(e)
+        self._lists.update(lists)
+
+    def dated(self, name: str) -> Dated:
+        """The collection with its items' day numbers (``cleared:NAME``: the assessments
+        that found no impairment of that kind)."""
+        found = self._dated.get(name)
+        if found is None:
+            if name.startswith("cleared:"):
+                found = Dated(ASSESSED[name[8:]](self.record), "date")
+            else:
+                found = Dated(self.collection(name), _DATE_FIELDS.get(name, "date"))
+            self._dated[name] = found
         return found
 
     def as_of(self, name: str, as_of: dt.date) -> tuple[list, list]:
@@ -165,20 +228,33 @@ class RecordIndex:
         date, so items dated after it (a booked admission, a diagnosis made later
         and found when an auditor re-runs an old date) are not seen. An item with
         no date at all (a condition without an onset) is on the record.
+        The lists returned are shared: read them, never change them.
         """
         key = (name, as_of)
         found = self._seen.get(key)
         if found is None:
-            sure, maybe = [], []
-            day = as_of.isoformat()
-            for item in self.collection(name):
-                date = item_date(item)
-                if date is None or (date.text <= day if len(date.text) == 10 else date.latest <= as_of):
-                    sure.append(item)
-                elif date.earliest <= as_of:
-                    maybe.append(item)
-            found = self._seen[key] = (sure, maybe)
+            dated = self.dated(name)
+            if dated.exact:
+                day = as_of.toordinal()
+                if dated.last <= day:
+                    found = (dated.items, [])
+                else:
+                    found = ([item for item, d in zip(dated.items, dated.first) if d <= day], [])
+            else:
+                found = self._scan(name, as_of)
+            self._seen[key] = found
         return found
+
+    def _scan(self, name: str, as_of: dt.date) -> tuple[list, list]:
+        sure, maybe = [], []
+        day = as_of.isoformat()
+        for item in self.collection(name):
+            date = item_date(item)
+            if date is None or (date.text <= day if len(date.text) == 10 else date.latest <= as_of):
+                sure.append(item)
+            elif date.earliest <= as_of:
+                maybe.append(item)
+        return sure, maybe
 
     def cleared(self, name: str, as_of: dt.date) -> list:
         """The assessments on record by ``as_of`` that found no impairment of this kind."""
@@ -188,3 +264,24 @@ class RecordIndex:
             found = self._seen[key] = ([o for o in ASSESSED[name](self.record)
                                         if o.date.latest <= as_of], [])
         return found[0]
+
+
+#: (encounter kind, method) -> the collections an encounter of that kind belongs to
+_BY_KIND: dict[tuple[str, str | None], tuple[str, ...]] = {
+    (kind, method): tuple(name for name, (k, m) in ENCOUNTER_COLLECTIONS.items()
+                          if k == kind and m in (None, method))
+    for kind in ("admission", "ae", "outpatient", "gp", "community", "social_work")
+    for method in ("emergency", "elective", "other", None)}
+_ENCOUNTER_COLLECTIONS = frozenset(ENCOUNTER_COLLECTIONS)
+
+
+def prepare(record: r.PatientRecord) -> RecordIndex:
+    """A record made ready for evaluation: its collections picked and their dates
+    read, once. Pass the result to ``Program.evaluate`` in place of the record
+    to evaluate several protocols, or several dates, without doing it again."""
+    index = RecordIndex(record)
+    for name in COLLECTIONS:
+        index.dated(name)
+    for name in ASSESSED:
+        index.dated("cleared:" + name)
+    return index

@@ -110,8 +110,9 @@ def compile_case(case: dict) -> engine.Program:
     return engine.compile(compiled.protocol)
 
 
-def evaluate_case(case: dict):
-    """The JSON value of ``value`` for the case's patient."""
+def evaluate_case(case: dict, explain: bool = False):
+    """The JSON value of ``value`` for the case's patient. ``explain``: through the
+    traced evaluator, which never takes engine.fast_roads' shortcuts."""
     program = compile_case(case)
     as_of = _plain(case["as_of"])
     parameters = case.get("parameters")
@@ -121,10 +122,11 @@ def evaluate_case(case: dict):
             records.append(build_record(case["record"]))
         wanted = case.get("patient", "patient")
         results = {res.patient_id: res for res in program.evaluate_population(records, as_of=as_of,
-                                                                                parameters=parameters)}
+                                                                                parameters=parameters,
+                                                                                explain=explain)}
         return results[wanted].values()["value"]
     record = build_record(case.get("record", {}))
-    return program.evaluate(record, as_of=as_of, parameters=parameters).values()["value"]
+    return program.evaluate(record, as_of=as_of, parameters=parameters, explain=explain).values()["value"]
 
 
 def _matches(actual, expected) -> bool:
@@ -155,9 +157,10 @@ def load_cases() -> list:
 ALL_CASES = load_cases()
 
 
+@pytest.mark.parametrize("explain", [False, True], ids=["fast", "traced"])
 @pytest.mark.parametrize("case", ALL_CASES)
-def test_case(case):
-    actual = evaluate_case(case)
+def test_case(case, explain):
+    actual = evaluate_case(case, explain)
     expected = case["expected"]
     assert _matches(actual, expected), (
         f"{case['name']}: expected {expected!r}, got {actual!r}\n{protocol_text(case)}as of {case['as_of']}")
