@@ -298,21 +298,22 @@ def states_of(program, pathways, record: PatientRecord, as_of, parameters=None, 
     conditions of steps and exits are evaluated only for a patient who is on the pathway:
     most of a population is not, and those conditions are often the costliest (stable for
     6 months re-reads both case-finding measures)."""
-    from .program import _as_date
+    from .program import _as_date, _indexed
 
     day = _as_date(as_of)
+    index, record = _indexed(record)  # a prepared record (engine.prepare) is read once for every date
     entries = [p.entry for p in pathways if p.entry is not None]
-    values, trace = program.evaluate_expressions(record, day, entries + list(extra), parameters,
+    values, trace = program.evaluate_expressions(index, day, entries + list(extra), parameters,
                                                  explain=explain, population=population)
     entry_values = iter(values[:len(entries)])
     out = []
     for pathway in pathways:
         entry = _check(program, pathway.entry, next(entry_values), trace) if pathway.entry is not None else None
-        out.append(_state(program, pathway, record, day, parameters, explain, population, entry))
+        out.append(_state(program, pathway, record, index, day, parameters, explain, population, entry))
     return out, values[len(entries):]
 
 
-def _state(program, pathway: m.Pathway, record: PatientRecord, day: dt.date, parameters, explain: bool,
+def _state(program, pathway: m.Pathway, record: PatientRecord, index, day: dt.date, parameters, explain: bool,
            population: dict | None, entry: Check | None) -> PathwayState:
     from .timings import pathway_times
 
@@ -334,7 +335,7 @@ def _state(program, pathway: m.Pathway, record: PatientRecord, day: dt.date, par
     conditions = _conditions(pathway)
     checks: dict = {}
     if conditions:
-        values, trace = program.evaluate_expressions(record, day, [c for _, c in conditions], parameters,
+        values, trace = program.evaluate_expressions(index, day, [c for _, c in conditions], parameters,
                                                      explain=explain, population=population)
         checks = {key: _check(program, expr, v, trace) for (key, expr), v in zip(conditions, values)}
     for e in unnamed:  # with several pathways in the protocol, the engine will not guess which one
