@@ -419,7 +419,40 @@ class CompiledProtocol:
             cleared = None if items.cleared is None else [
                 it for it in items.cleared if _inside(item_date(it), lo, hi, strict_lo, strict_hi)]
             return Items(items.kind, sure, maybe, (lo, hi) if node.mode == "last" else items.window, cleared)
+        if isinstance(node.source, m.Ref) and node.source.target.startswith("collection:"):
+            return self._window_of_collection(node, source, bounds, window)
         return window
+
+    def _window_of_collection(self, node: m.Window, source: Fn, bounds, general: Fn) -> Fn:
+        """A window straight over a collection whose dates are all known to the day:
+        the items whose date is inside, in record order (what ``general`` gives)."""
+        name = node.source.name
+        kind = schema.COLLECTIONS[name]
+        cleared_name = "cleared:" + name if name in ASSESSED else None
+        tracing, last = self.tracing, node.mode == "last"
+
+        def window_exact(ctx: Ctx):
+            index = ctx.index
+            dated = index.dated(name)
+            cleared = index.dated(cleared_name) if cleared_name else None
+            if not dated.exact or (cleared is not None and not cleared.exact):
+                return general(ctx)
+            if tracing:
+                source(ctx)  # the whole list, for the explanation
+            lo, hi, strict_lo, strict_hi = bounds(ctx)
+            if lo is None:
+                return None
+            # seen on the as-of date (not after it), and inside the window; ISO dates
+            # compare as text (datetime.date.isoformat always writes four-digit years)
+            try:
+                a = (lo + _ONE_DAY if strict_lo else lo).isoformat()
+                b = min(hi - _ONE_DAY if strict_hi else hi, ctx.as_of).isoformat()
+            except OverflowError:  # a bound at the end of the calendar
+                return general(ctx)
+            sure = [item for item, day in zip(dated.items, dated.first) if a <= day <= b]
+            found = None if cleared is None else [o for o, day in zip(cleared.items, cleared.first) if a <= day <= b]
+            return Items(kind, sure, [], (lo, hi) if last else None, found)
+        return window_exact
 
     def window_bounds(self, node: m.Window):
         """A function giving (lo, hi, lo is strict, hi is strict) for the window."""
@@ -641,6 +674,8 @@ class CompiledProtocol:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+_ONE_DAY = dt.timedelta(days=1)
 
 _INT_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "=": operator.eq,
             "!=": operator.ne}

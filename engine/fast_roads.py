@@ -4,7 +4,7 @@ The general closures of :mod:`engine.evaluate` scan record items and carry
 every date as a range, so that dates known only to the month or year give
 unknown where they should. Most records date everything to the day; for
 them a windowed count is two binary searches over the collection's sorted
-day numbers (:class:`engine.record_index.Dated`), and an age is a whole
+dates (:class:`engine.record_index.Dated`), and an age is a whole
 number. Each road here checks, at run time, that the data it reads is
 day-precise and otherwise hands over to the general closure of the same
 node, so it always gives what the general road gives
@@ -72,8 +72,8 @@ def _window_count(compiled: "CompiledProtocol", op: str, name: str, amount_node:
         q = amount(ctx)
         if not dated.exact or type(q) is not Qty:
             return general(ctx)
-        day = ctx.as_of.toordinal()
-        start = cal.shift(ctx.as_of, -q.value, q.unit).toordinal()
+        day = ctx.as_of.isoformat()
+        start = cal.shift(ctx.as_of, -q.value, q.unit).isoformat()
         days = dated.days
         n = bisect_right(days, day) - bisect_left(days, start)
         if op == "count":
@@ -106,12 +106,12 @@ def _per_period(compiled: "CompiledProtocol", node: m.PerPeriod, name: str, amou
             return general(ctx)
         as_of = ctx.as_of
         lo = cal.shift(as_of, -q.value, q.unit)
-        edges = [as_of.toordinal()]  # newest first, as the general road counts them
+        edges = [as_of.isoformat()]  # newest first, as the general road counts them
         while True:
             nxt = cal.shift(as_of, -size * len(edges), unit)
             if nxt < lo:
                 break
-            edges.append(nxt.toordinal())
+            edges.append(nxt.isoformat())
         periods = len(edges) - 1
         if periods == 0:
             return None

@@ -143,11 +143,12 @@ def patient_attribute(rec: r.PatientRecord, name: str, as_of: dt.date):
 
 
 class Dated:
-    """A collection's items (in record order) with their dates as day numbers.
+    """A collection's items (in record order) with their dates, for the fast roads.
 
     ``exact`` says every item has a date known to the day: only then do the
     evaluator's fast roads (a bisect instead of a scan) apply, and they give
-    what the general road gives. ``first`` holds each item's day number,
+    what the general road gives. ``first`` holds each item's date as ISO
+    text (``YYYY-MM-DD``, which sorts as the dates do: nothing is parsed),
     ``days`` the same sorted, ``last`` the latest."""
 
     __slots__ = ("items", "exact", "first", "days", "last")
@@ -155,20 +156,16 @@ class Dated:
     def __init__(self, items: list, field: str):
         self.items = items
         self.exact = False
-        first = []
-        for item in items:
-            date = getattr(item, field)
-            if date is None or len(date.text) != 10:
-                return
-            first.append(_ordinal(date.text))
+        try:
+            first = [getattr(item, field).text for item in items]
+        except AttributeError:  # an item with no date
+            return
+        if first and min(map(len, first)) != 10:
+            return
         self.exact = True
         self.first = first
         self.days = sorted(first)
-        self.last = self.days[-1] if first else 0
-
-
-def _ordinal(text: str, _parse=dt.date.fromisoformat) -> int:
-    return _parse(text).toordinal()
+        self.last = self.days[-1] if first else ""
 
 
 #: the field that dates each collection's items (item_date, by collection)
@@ -209,7 +206,7 @@ class RecordIndex:
         self._lists.update(lists)
 
     def dated(self, name: str) -> Dated:
-        """The collection with its items' day numbers (``cleared:NAME``: the assessments
+        """The collection with its items' dates (``cleared:NAME``: the assessments
         that found no impairment of that kind)."""
         found = self._dated.get(name)
         if found is None:
@@ -235,7 +232,7 @@ class RecordIndex:
         if found is None:
             dated = self.dated(name)
             if dated.exact:
-                day = as_of.toordinal()
+                day = as_of.isoformat()
                 if dated.last <= day:
                     found = (dated.items, [])
                 else:
