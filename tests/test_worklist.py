@@ -256,3 +256,21 @@ def test_one_evaluation_for_every_pathway_gives_each_pathways_own_state(program)
     for rec in population():
         together, _ = states_of(program, pathways, rec, AS_OF)
         assert [s.to_dict() for s in together] == [state_of(program, p, rec, AS_OF).to_dict() for p in pathways]
+
+
+def test_graph_of_a_patient_takes_timing_overrides(timed_data):
+    """`waiting` was approached on 20 March and never answered: gone at 28 days (17 April),
+    still waiting on 1 May when the protocol gives 60 days."""
+    import re
+    base = ["graph", TIMED, "--format", "dot", "--data", timed_data, "--patient", "waiting", "--as-of", "2023-05-01"]
+
+    def current(result) -> list[str]:
+        assert result.exit_code == 0, result.output
+        return re.findall(r'label="([^"]+)"[^\]]*fillcolor="#ffd966"', result.stdout)
+
+    assert current(invoke(*base)) == ["No response to the approach"]
+    assert current(invoke(*base, "--param", "response_period=60 days")) == ["Approached"]
+    wrong = invoke(*base, "--param", "response_period=60")
+    assert wrong.exit_code == 1 and "parameter `response_period` is a duration" in wrong.output
+    alone = invoke("graph", TIMED, "--param", "response_period=60 days")
+    assert alone.exit_code == 2 and "--param, --strict and --mapping go with them" in alone.output

@@ -126,19 +126,27 @@ def export(path: str) -> None:
 @click.option("--data", type=click.Path(exists=True), help="With --patient: the records to read the patient from.")
 @click.option("--patient", help="Highlight the steps this patient has passed (needs --data and --as-of).")
 @click.option("--as-of", "as_of", type=str, help="With --patient: the date of the patient's state (YYYY-MM-DD).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help='With --patient: override a parameter, pathway times included: review_interval="6 months".')
+@click.option("--strict", is_flag=True, help="With --patient: stop at the first problem in the data (exit 1).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False),
+              help="With --patient: a local code mapping (TOML).")
 def graph(path: str, fmt: str, pathway: str | None, dependencies: bool, care_plan: str | None,
-          data: str | None, patient: str | None, as_of: str | None) -> None:
+          data: str | None, patient: str | None, as_of: str | None, params: tuple[str, ...], strict: bool,
+          mapping: str | None) -> None:
     """Draw a pathway's state graph, a care plan, or the dependency graph."""
     from pathways import graphs
     from pathways import model as m
 
-    if patient or data or as_of:
+    if patient or data or as_of or params or strict or mapping:
         if not (patient and data and as_of) or dependencies or care_plan:
             raise click.UsageError("to draw a patient's path, give --patient, --data and --as-of together "
-                                   "(and no --dependencies or --care-plan)")
+                                   "(and no --dependencies or --care-plan); --param, --strict and --mapping "
+                                   "go with them")
         from tui.cmd_pathways import AS_OF as _day, patient_highlight
         chosen, visited, now = patient_highlight(path, pathway, data, patient,
-                                                 _day.convert(as_of, None, click.get_current_context()))
+                                                 _day.convert(as_of, None, click.get_current_context()),
+                                                 strict, mapping, params)
         g = graphs.state_graph(chosen)
         trail = graphs.patient_path(g, visited, now)
         drawn = graphs.to_mermaid(g, path=trail) if fmt == "mermaid" else graphs.to_dot(g, path=trail)

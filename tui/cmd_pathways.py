@@ -350,9 +350,11 @@ def careplan(protocol, plan_name, data, patient, as_of, fmt, output, params, str
         sys.stdout.write(text)
 
 
-def patient_highlight(protocol: str, pathway: str | None, data: str, patient: str, as_of, strict: bool = False):
-    """For `pathways graph --patient`: (the pathway, the steps passed in order, where the patient is now)."""
-    program, records, parameters = _load(protocol, data, strict, None, ())
+def patient_highlight(protocol: str, pathway: str | None, data: str, patient: str, as_of, strict: bool = False,
+                      mapping: str | None = None, params: tuple[str, ...] = ()):
+    """For `pathways graph --patient`: (the pathway, the steps passed in order, where the patient is now).
+    ``params`` move the pathway's times as in `worklist` (``review_interval="6 months"``)."""
+    program, records, parameters = _load(protocol, data, strict, mapping, params)
     chosen = _pathway(program, pathway)
     record = _patient(records, patient, data)
     from engine.pathway_state import state_of
