@@ -40,7 +40,8 @@ class Ctx:
     __slots__ = ("program", "index", "as_of", "params", "overrides", "cache", "trace", "population", "subs")
 
     def __init__(self, program: "CompiledProtocol", index: RecordIndex, as_of: dt.date,
-                 overrides: dict[str, dict], trace: dict | None, population: dict | None, path: str = ""):
+                 overrides: dict[str, dict], trace: dict | None, population: dict | None, path: str = "",
+                 subs: dict | None = None):
         self.program = program
         self.index = index
         self.as_of = as_of
@@ -49,13 +50,18 @@ class Ctx:
         self.cache: dict[str, object] = {}
         self.trace = trace
         self.population = population
-        self.subs: dict[str, Ctx] = {}
+        # every import's context, shared by the whole evaluation: a protocol imported
+        # along two routes (the pyramid's Castlefields and a direct one) under the same
+        # alias has the same inputs, so it is evaluated once
+        self.subs: dict[tuple[str, int], Ctx] = {} if subs is None else subs
 
     def sub(self, alias: str) -> "Ctx":
-        found = self.subs.get(alias)
+        compiled = self.program.imports[alias]
+        key = (alias, id(compiled))
+        found = self.subs.get(key)
         if found is None:
-            found = self.subs[alias] = Ctx(self.program.imports[alias], self.index, self.as_of, self.overrides,
-                                           self.trace, self.population, path=alias)
+            found = self.subs[key] = Ctx(compiled, self.index, self.as_of, self.overrides, self.trace,
+                                         self.population, path=alias, subs=self.subs)
         return found
 
 

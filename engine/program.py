@@ -41,9 +41,17 @@ def _as_date(as_of) -> dt.date:
     raise EngineError("every evaluation needs an explicit as_of date (there is no hidden clock)")
 
 
-def _build(protocol: m.Protocol, tracing: bool) -> CompiledProtocol:
-    imports = {u.alias: _build(u.protocol, tracing) for u in protocol.uses if u.protocol is not None}
-    return CompiledProtocol(protocol, tracing, imports)
+def _build(protocol: m.Protocol, tracing: bool, built: dict | None = None) -> CompiledProtocol:
+    """Compile a protocol and its imports; one imported along two routes is compiled once."""
+    built = {} if built is None else built
+    key = protocol.sha256 or id(protocol)
+    for model, compiled in built.get(key, ()):
+        if model is protocol or model == protocol:
+            return compiled
+    imports = {u.alias: _build(u.protocol, tracing, built) for u in protocol.uses if u.protocol is not None}
+    compiled = CompiledProtocol(protocol, tracing, imports)
+    built.setdefault(key, []).append((protocol, compiled))
+    return compiled
 
 
 def default_outcomes(protocol: m.Protocol) -> tuple[str, ...]:
