@@ -299,7 +299,7 @@ class BuildModel(Transformer):
     @v_args(inline=True, meta=True)
     def test(self, meta, name, *parts):
         fields: dict = {"as_of": None, "overrides": [], "facts": [], "expectations": [], "reasons": [],
-                        "ranked_among": [], "patient": None}
+                        "lists": [], "steps": [], "ranked_among": [], "patient": None}
         flat = [p for part in parts for p in (part if isinstance(part, list) else [part])]
         for key, value in flat:
             if key == "as_of":
@@ -315,6 +315,7 @@ class BuildModel(Transformer):
         return m.ProtocolTest(span=self.span(meta), name=_unquote(name), as_of=fields["as_of"],
                               overrides=tuple(fields["overrides"]), facts=tuple(fields["facts"]),
                               expectations=tuple(fields["expectations"]), reasons=tuple(fields["reasons"]),
+                              lists=tuple(fields["lists"]), steps=tuple(fields["steps"]),
                               ranked_among=tuple(fields["ranked_among"]), patient=fields["patient"])
 
     @v_args(inline=True, meta=True)
@@ -383,6 +384,39 @@ class BuildModel(Transformer):
     @v_args(inline=True)
     def money_arg(self, number):
         return f"£{number}"
+
+    def _level(self, tok: Token) -> int:
+        value = self.number(tok)
+        if not float(value).is_integer():
+            self.sink.error("PW812", f"{tok} is not a level: levels are whole numbers", self.tspan(tok),
+                            help=f"write the level's number, such as {int(value)}")
+        return int(value)
+
+    @v_args(inline=True, meta=True)
+    def test_expect_includes(self, meta, ref, level):
+        return ("lists", [m.ListExpectation(span=self.span(meta), outcome=ref.dotted, op="includes",
+                                            level=self._level(level))])
+
+    @v_args(inline=True, meta=True)
+    def test_expect_excludes(self, meta, ref, level):
+        return ("lists", [m.ListExpectation(span=self.span(meta), outcome=ref.dotted, op="excludes",
+                                            level=self._level(level))])
+
+    @v_args(inline=True, meta=True)
+    def test_expect_empty(self, meta, ref):
+        return ("lists", [m.ListExpectation(span=self.span(meta), outcome=ref.dotted, op="empty")])
+
+    @v_args(inline=True, meta=True)
+    def test_expect_at_step(self, meta, ref, name):
+        return ("steps", [m.StepExpectation(span=self.span(meta), pathway=ref.dotted, at="step", name=str(name))])
+
+    @v_args(inline=True, meta=True)
+    def test_expect_at_exit(self, meta, ref, name):
+        return ("steps", [m.StepExpectation(span=self.span(meta), pathway=ref.dotted, at="exit", name=str(name))])
+
+    @v_args(inline=True, meta=True)
+    def test_expect_not_on(self, meta, ref):
+        return ("steps", [m.StepExpectation(span=self.span(meta), pathway=ref.dotted, at="not_on")])
 
     @v_args(inline=True, meta=True)
     def test_expect(self, meta, ref, value):

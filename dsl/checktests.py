@@ -146,6 +146,10 @@ def check_test_parts(unit: Unit, test: m.ProtocolTest) -> None:
             written = (p.fact.verb, *p.fact.args)[p.word]
             help_ = did_you_mean(written, _code_lists(unit)) or help_
         unit.sink.error(p.code, p.message, word_span(unit, p.fact, p.word), help=help_)
+    for e in test.lists:
+        _check_list(unit, e)
+    for e in test.steps:
+        _check_step(unit, e)
     if test.reasons:
         labels = all_labels(unit)
         for reason in test.reasons:
@@ -171,6 +175,70 @@ def _check_label(unit: Unit, reason: m.ReasonExpectation, labels: list[tuple[str
         unit.sink.error("PW806", f"\"{reason.label}\" is a label in {len(owners)} protocols: "
                         f"{', '.join(owners)}", where,
                         help=f'say which: `expect "{reason.label}" in {owners[0]} ...`')
+
+
+def _declared(unit: Unit, dotted: str):
+    """The declaration a (dotted) name of the file or of an import names, or None."""
+    ns, _, base = dotted.rpartition(".")
+    owner = unit if not ns else unit.imports.get(ns)
+    return owner.decls.get(base) if owner is not None else None
+
+
+def _check_list(unit: Unit, e: m.ListExpectation) -> None:
+    """``includes``/``does not include``/``is empty`` ask about a list of levels."""
+    decl = _declared(unit, e.outcome)
+    if decl is None:
+        return  # an unknown name is reported by resolve
+    where = _find(unit, e.span, rf"\bexpect[ \t]+({re.escape(e.outcome)})\b")
+    target = decl.expr if isinstance(decl, m.Definition) else None
+    if not isinstance(target, m.PossibleLevels):
+        unit.sink.error("PW808", f"`{e.outcome}` is not a list of levels, so it cannot include one", where,
+                        help=f"`includes` and `is empty` are for lists made by `possible higher levels of`; "
+                             f"for other values write `expect {e.outcome} is VALUE`")
+        return
+    if e.level is None:
+        return
+    owner_ns = e.outcome.rpartition(".")[0]
+    levels = _declared(unit, f"{owner_ns}.{target.target.name}" if owner_ns else target.target.dotted)
+    numbers = [lv.number for lv in (*levels.levels, *((levels.fallback,) if levels.fallback else ()))] \
+        if isinstance(levels, m.Levels) else []
+    if numbers and e.level not in numbers:
+        unit.sink.error("PW809", f"{e.level} is not one of the levels of `{target.target.dotted}`",
+                        _find(unit, e.span, rf"\bincludes?[ \t]+({e.level})\b"),
+                        help="its levels are " + ", ".join(str(n) for n in numbers))
+
+
+def _check_step(unit: Unit, e: m.StepExpectation) -> None:
+    """``at STEP`` / ``at exit EXIT`` / ``not on``: a pathway, and one of its steps or exits."""
+    decl = _declared(unit, e.pathway)
+    if decl is None:
+        return  # an unknown name is reported by resolve
+    where = _find(unit, e.span, rf"\b({re.escape(e.pathway)})\b")
+    if not isinstance(decl, m.Pathway):
+        ns = e.pathway.rpartition(".")[0]
+        owner = unit if not ns else unit.imports.get(ns)
+        pathways = [f"{ns}.{d.name}" if ns else d.name for d in owner.order if isinstance(d, m.Pathway)]
+        unit.sink.error("PW810", f"`{e.pathway}` is not a pathway, so a patient cannot be at one of its steps",
+                        where, help=did_you_mean(e.pathway, pathways) or
+                        (f"the pathways here are: {', '.join(pathways)}" if pathways else
+                         "name a pathway of this protocol or of one it imports (`alias.pathway`)"))
+        return
+    if e.name is None:
+        return
+    steps, exits = [s.name for s in decl.steps], [x.name for x in decl.exits]
+    wanted, other = (steps, exits) if e.at == "step" else (exits, steps)
+    if e.name in wanted:
+        return
+    kind = "step" if e.at == "step" else "exit"
+    name_at = _find(unit, e.span, rf"\bat[ \t]+(?:exit[ \t]+)?({re.escape(e.name)})\b")
+    if e.name in other:
+        fixed = f"at exit {e.name}" if e.at == "step" else f"at {e.name}"
+        unit.sink.error("PW811", f"`{e.name}` is {'an exit' if e.at == 'step' else 'a step'} of `{e.pathway}`, "
+                        f"not {'a step' if e.at == 'step' else 'an exit'}", name_at,
+                        help=f"write `expect {e.pathway} {fixed}`")
+        return
+    unit.sink.error("PW811", f"`{e.pathway}` has no {kind} called `{e.name}`", name_at,
+                    help=did_you_mean(e.name, wanted) or f"its {kind}s are: {', '.join(wanted) or 'none'}")
 
 
 def _find(unit: Unit, within: m.Span, pattern: str) -> m.Span:

@@ -381,6 +381,14 @@ class _Printer:
             within = f" in {reason.within}" if reason.within is not None else ""
             state = {"met": "met", "not_met": "not met", "unknown": "unknown"}[reason.state]
             expects.append((reason.span.line, f"expect {what}{within} {state}"))
+        for e in node.lists:
+            text = {"includes": f"includes {e.level}", "excludes": f"does not include {e.level}",
+                    "empty": "is empty"}[e.op]
+            expects.append((e.span.line, f"expect {e.outcome} {text}"))
+        for e in node.steps:
+            text = {"step": f"expect {e.pathway} at {e.name}", "exit": f"expect {e.pathway} at exit {e.name}",
+                    "not_on": f"expect not on {e.pathway}"}[e.at]
+            expects.append((e.span.line, text))
         for line, text in sorted(expects, key=lambda e: e[0]):  # as written: values and reasons interleave
             self.add(line, 1, text)
 

@@ -398,12 +398,13 @@ def _check_tests(unit: Unit) -> None:
                 report_unknown(unit, ref)
             elif not ns:
                 unit.used.add(base)
-        for reason in test.reasons:
-            if reason.name is None:
-                continue
-            ns, _, base = reason.name.rpartition(".")
-            ref = m.Ref(span=find_span(unit, reason.span, rf"\bexpect[ \t]+({re.escape(reason.name)})\b"),
-                        name=base, namespace=ns or None)
+        named = [(reason.name, reason.span, rf"\bexpect[ \t]+({re.escape(reason.name)})\b")
+                 for reason in test.reasons if reason.name is not None]
+        named += [(e.outcome, e.span, rf"\bexpect[ \t]+({re.escape(e.outcome)})\b") for e in test.lists]
+        named += [(e.pathway, e.span, rf"\b({re.escape(e.pathway)})\b") for e in test.steps]
+        for name, span, pattern in named:
+            ns, _, base = name.rpartition(".")
+            ref = m.Ref(span=find_span(unit, span, pattern), name=base, namespace=ns or None)
             if lookup(unit, ref) is None:
                 report_unknown(unit, ref)
             elif not ns:

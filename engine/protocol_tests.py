@@ -57,9 +57,18 @@ class Check:
     actual: str
     passed: bool
     namespace: str = ""  # which imported protocol (by alias) the expectation is about; "" the file's own
-    kind: str = "value"  # "value" (`expect NAME is VALUE`) or "reason" (`expect "LABEL" met`)
+    #: "value" (`expect NAME is VALUE`), "reason" (`expect "LABEL" met`), "list" (`expect NAME includes 3`)
+    #: or "step" (`expect PATHWAY at STEP`)
+    kind: str = "value"
 
     __test__ = False
+
+    def lines(self) -> tuple[str, str]:
+        """The two lines a failure shows, as the test would read aloud: what was expected,
+        and what the protocol gave (``expected eligible is true`` / ``actual   eligible is false``)."""
+        verb = "is " if self.kind == "value" else ""
+        return (f"expected {self.what} {verb}{self.expected}",
+                f"actual   {self.what} {'is ' if self.kind == 'list' else verb}{self.actual}")
 
 
 @dataclass
@@ -228,6 +237,9 @@ def _run(case: TestCase, day: dt.date) -> TestOutcome:
                                {o.parameter: expr_to_text(o.value) for o in test.overrides}, population))
     checks = [_check_value(e, root, outcomes, day) for e in test.expectations]
     checks += [_check_reason(r, root, protocol, trace) for r in test.reasons]
+    checks += [_check_list(e, root, outcomes) for e in test.lists]
+    params = {o.parameter: expr_to_text(o.value) for o in test.overrides}
+    checks += [_check_step(e, protocol, record, day, params, population) for e in test.steps]
     failed = [c for c in checks if not c.passed]
     outcome = TestOutcome(case, "failed" if failed else "passed", checks, trace=trace)
     if failed:
@@ -282,6 +294,37 @@ def _check_value(e: m.Expectation, root: Ctx, outcomes: dict, day: dt.date) -> C
         expected = literal(e.value)
         passed = compare(actual, "=", expected, day) is True
     return Check(e.outcome, expr_to_text(e.value), show(actual), passed, ns)
+
+
+def _check_list(e: m.ListExpectation, root: Ctx, outcomes: dict) -> Check:
+    actual = _value_of(e.outcome, root, outcomes)
+    ns = e.outcome.rpartition(".")[0]
+    levels = list(actual) if isinstance(actual, tuple) else None
+    if e.op == "empty":
+        expected, passed = "is empty", levels == []
+    elif e.op == "includes":
+        expected, passed = f"includes {e.level}", levels is not None and e.level in levels
+    else:
+        expected, passed = f"does not include {e.level}", levels is not None and e.level not in levels
+    return Check(e.outcome, expected, "empty" if levels == [] else show(actual), passed, ns, kind="list")
+
+
+def _check_step(e: m.StepExpectation, protocol: m.Protocol, record, day: dt.date, params: dict[str, str],
+                population) -> Check:
+    """Where the patient is on the pathway, worked out through the protocol that declares it
+    (with the test's overrides of that protocol's parameters, pathway times included)."""
+    from .pathway_state import state_of
+
+    ns, _, name = e.pathway.rpartition(".")
+    owner = protocol if not ns else next(u.protocol for u in protocol.uses if u.alias == ns)
+    own = {k: v for k, v in params.items() if "." not in k} if not ns else \
+        {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(ns + ".")}
+    state = state_of(_program(owner), owner.get(name), record, day, own or None, explain=False,
+                     population=population)
+    actual = ("not on it" if not state.on_pathway else
+              f"at exit {state.exit}" if state.exit else f"at {state.step}")
+    expected = {"step": f"at {e.name}", "exit": f"at exit {e.name}", "not_on": "not on it"}[e.at]
+    return Check(e.pathway, expected, actual, actual == expected, ns, kind="step")
 
 
 _STATE_WORDS = {"met": "met", "not_met": "not met", "unknown": "unknown"}

@@ -71,9 +71,7 @@ class ProtocolTestItem(pytest.Item):
         if outcome.status == "failed":
             lines = []
             for check in outcome.failures:
-                verb = "is " if check.kind == "value" else ""
-                lines.append(f"expected {check.what} {verb}{check.expected}")
-                lines.append(f"actual   {check.what} {verb}{check.actual}")
+                lines.extend(check.lines())
             raise ProtocolTestFailed("\n".join(lines) + ("\n\nwhy:\n" + outcome.explanation
                                                          if outcome.explanation else ""))
 

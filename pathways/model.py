@@ -482,6 +482,26 @@ class ReasonExpectation(Node):
     state: Literal["met", "not_met", "unknown"]
 
 
+class ListExpectation(Node):
+    """``expect NAME includes 3`` / ``expect NAME does not include 2`` / ``expect NAME is empty``:
+    what a list of levels (``possible higher levels of``) holds."""
+
+    span: Span = NOWHERE
+    outcome: str
+    op: Literal["includes", "excludes", "empty"]
+    level: int | None = None  # None for ``is empty``
+
+
+class StepExpectation(Node):
+    """``expect PATHWAY at STEP`` / ``expect PATHWAY at exit EXIT`` / ``expect not on PATHWAY``:
+    where the test patient is on a pathway on the test's date."""
+
+    span: Span = NOWHERE
+    pathway: str  # dotted for an imported pathway
+    at: Literal["step", "exit", "not_on"]
+    name: str | None = None  # the step or exit; None for ``not on``
+
+
 class Override(Node):
     span: Span = NOWHERE
     parameter: str
@@ -503,6 +523,8 @@ class ProtocolTest(Decl):
     ranked_among: tuple[float, ...] = ()
     expectations: tuple[Expectation, ...] = ()
     reasons: tuple[ReasonExpectation, ...] = ()
+    lists: tuple[ListExpectation, ...] = ()
+    steps: tuple[StepExpectation, ...] = ()
     shared: bool = False
 
 

@@ -39,9 +39,8 @@ def test(paths: tuple[str, ...], show_coverage: bool, keyword: str | None) -> No
             click.echo(_indent(outcome.message))
         elif outcome.status == "failed":
             for check in outcome.failures:
-                verb = "is " if check.kind == "value" else ""
-                click.echo(f"  expected {check.what} {verb}{check.expected}")
-                click.echo(f"  actual   {check.what} {verb}{check.actual}")
+                for line in check.lines():
+                    click.echo(f"  {line}")
             if outcome.explanation:
                 click.echo("  why:")
                 click.echo(_indent(outcome.explanation, 4))
