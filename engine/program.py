@@ -242,7 +242,9 @@ class Program:
         population = None
         if self._terms:
             if not callable(records):
-                held = list(records)  # no way to read them twice: hold them between the passes
+                # no way to read them twice: hold them between the passes, each read once
+                # (its collections picked, its dates) for both
+                held = [r if isinstance(r, RecordIndex) else RecordIndex(r) for r in records]
                 records = lambda: held  # noqa: E731
             population = self.distributions(records(), day, parameters)
         for record in (records() if callable(records) else records):
