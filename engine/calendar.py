@@ -104,10 +104,16 @@ def whole_units(start: dt.date, end: dt.date, unit: str) -> int:
         return -whole_units(end, start, unit)
     if unit in UNIT_DAYS:
         return (end - start).days // UNIT_DAYS[unit]
-    per = 12 if unit == "years" else 1
-    guess = ((end.year - start.year) * 12 + end.month - start.month) // per
-    # the months (or years) counted reach past the end only in its last month: one step back
-    if guess > 0 and add_months(start, guess * per) > end:
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if unit != "years":
+        # start + months lands in the end's month, on the start's day clamped to that month's
+        # length: past the end only when that day is later than the end's
+        if months > 0 and start.day > end.day and min(start.day, days_in_month(end.year, end.month)) > end.day:
+            months -= 1
+        return months
+    guess = months // 12
+    # the years counted reach past the end only in its last year: one step back
+    if guess > 0 and add_months(start, guess * 12) > end:
         guess -= 1
     return guess
 

@@ -358,7 +358,8 @@ class CompiledProtocol:
                     sure.append(item)
                 elif holds is None:
                     maybe.append(item)
-            maybe.extend(it for it in items.maybe if test(it, ctx) is not False)
+            if items.maybe:
+                maybe.extend(it for it in items.maybe if test(it, ctx) is not False)
             cleared = None if items.cleared is None else [it for it in items.cleared if test(it, ctx)]
             return Items(items.kind, sure, maybe, items.window, cleared)
         return filter_
@@ -383,6 +384,9 @@ class CompiledProtocol:
             return lambda item, ctx: k_not(inner(item, ctx))
         if isinstance(node, m.InValueSet):
             codes_fn = self._x_ref(node.value_set)
+            codes = self._constant_codes(node.value_set)
+            if codes is not None:  # a code list is fixed: look it up once, not per item
+                return lambda item, ctx: code_key(item) in codes
             return lambda item, ctx: code_key(item) in codes_fn(ctx)
         if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:") \
                 and node.op in ("=", "!=") and isinstance(node.right, m.Ref) and node.right.target.startswith("symbol:"):
@@ -402,6 +406,16 @@ class CompiledProtocol:
             return (not self.tracing and fast_condition(self, node, attribute_test)) or attribute_test
         whole = self.expr(node)
         return lambda item, ctx: whole(ctx)
+
+    def _constant_codes(self, ref: m.Ref) -> frozenset | None:
+        """The codes of a code list the reference names, or None if it names something else."""
+        kind, _, rest = ref.target.partition(":")
+        if kind == "decl":
+            return self.value_sets.get(rest)
+        if kind == "import":
+            alias, _, name = rest.partition(":")
+            return self.imports[alias].value_sets.get(name)
+        return None
 
     def _x_window(self, node: m.Window) -> Fn:
         source = self.expr(node.source)
@@ -596,7 +610,10 @@ class CompiledProtocol:
         def in_top(ctx: Ctx):
             groups = self._population_value(node, ctx)
             dist = groups.get(group_key(node.group, ctx.index.record))
-            v = number_range(value(ctx))
+            v = value(ctx)
+            if type(v) is int and dist:  # a count: exact, so it joined the group (Program.distributions)
+                return top_share(dist, v, share, True)
+            v = number_range(v)
             if not dist or v is None:
                 return None
             if v[0] == v[1]:  # only exact values joined the group (Program.distributions)
@@ -772,7 +789,7 @@ def _pick(vals: list, smallest: bool):
 
 
 def _exact(date) -> bool:
-    return date.precision == "day"
+    return len(date.text) == 10  # known to the day (PartialDate.precision, without counting)
 
 
 def _stay_days(stays: list, lo: dt.date, hi: dt.date, as_of: dt.date, longest: bool = True) -> int:
