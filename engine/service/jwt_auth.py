@@ -21,6 +21,16 @@ Configuration (``service.toml``)::
     [jwt.issuers.ehr]                 # "ehr" is the name logs and the audit log show
     iss = "https://ehr.example.org"
     jwks = "keys/ehr-jwks.json"       # or: pem = ["keys/ehr-public.pem"]
+    jwks_url = ["https://ehr.example.org/.well-known/jwks.json"]   # and/or: keys the EHR publishes
+
+``jwks_url`` lists where the issuer publishes its key set. CDS Hooks lets a
+JWT name its key set in the ``jku`` header; the service follows a ``jku``
+only when it is one of these URLs (an allow-list: a token can never send
+the service to a key set of its own choosing), and a JWT without ``jku``
+from an issuer with no key files is checked against the first URL. Key sets
+are fetched with PyJWT's ``PyJWKClient``, kept for five minutes and fetched
+again when a JWT names a key id they do not have (key rotation; at most once
+every 30 seconds, so made-up key ids cannot make the service hammer the EHR).
 
 The wall clock is read here, for expiry: that is security, not evaluation,
 which never reads it.
@@ -52,7 +62,8 @@ class JwtRejected(Exception):
 class Issuer:
     name: str  # what logs and the audit log show
     iss: str
-    keys: tuple = field(repr=False)  # (kid or None, key object)
+    keys: tuple = field(repr=False)  # (kid or None, key object), from files
+    urls: tuple[str, ...] = ()  # where the issuer publishes its key set (the jku allow-list)
 
 
 @dataclass(frozen=True)
@@ -102,9 +113,10 @@ def parse_settings(table: dict, where: str, base: Path, public_url: str = "") ->
 def _issuer(name: str, spec, where: str, base: Path) -> Issuer:
     if not isinstance(spec, dict):
         raise JwtConfigError(f"{where} must be a table with iss and jwks or pem")
-    unknown = set(spec) - {"iss", "jwks", "pem"}
+    unknown = set(spec) - {"iss", "jwks", "pem", "jwks_url"}
     if unknown:
-        raise JwtConfigError(f"{where}: no setting {', '.join(sorted(unknown))}; the settings are iss, jwks, pem")
+        raise JwtConfigError(f"{where}: no setting {', '.join(sorted(unknown))}; the settings are iss, jwks, pem, "
+                             "jwks_url")
     iss = spec.get("iss")
     if not isinstance(iss, str) or not iss:
         raise JwtConfigError(f"{where}: iss (the issuer, as the EHR writes it in its JWTs) is required")
@@ -133,9 +145,26 @@ def _issuer(name: str, spec, where: str, base: Path) -> Issuer:
             raise JwtConfigError(f"{where}: cannot read the PEM file {path}: {exc.strerror or exc}") from None
         except ValueError:
             raise JwtConfigError(f"{where}: {path} is not a PEM public key") from None
-    if not keys:
-        raise JwtConfigError(f"{where}: give the issuer's public keys: jwks = \"FILE\" or pem = [\"FILE\"]")
-    return Issuer(name, iss, tuple(keys))
+    urls = spec.get("jwks_url", [])
+    urls = [urls] if isinstance(urls, str) else urls
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise JwtConfigError(f"{where}: jwks_url must be a URL or a list of URLs")
+    for url in urls:
+        if not _secure(url):
+            raise JwtConfigError(f"{where}: jwks_url {url!r} must be an https:// address (plain http only "
+                                 "on this machine: localhost or 127.0.0.1)")
+    if not keys and not urls:
+        raise JwtConfigError(f"{where}: give the issuer's public keys: jwks = \"FILE\", pem = [\"FILE\"] "
+                             "or jwks_url = \"https://...\"")
+    return Issuer(name, iss, tuple(keys), tuple(urls))
+
+
+def _secure(url: str) -> bool:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1")
 
 
 def _path(value, base: Path, where: str, key: str) -> Path:
@@ -187,10 +216,49 @@ class SeenIds:
 class JwtVerifier:
     """Checks a CDS Hooks JWT; :meth:`who` gives the issuer's name or raises JwtRejected."""
 
-    def __init__(self, settings: JwtSettings, seen: SeenIds | None = None):
+    def __init__(self, settings: JwtSettings, seen: SeenIds | None = None, refetch_after_seconds: float = 30):
         self.settings = settings
         self.by_iss = {i.iss: i for i in settings.issuers}
         self.seen = seen or SeenIds()
+        # a key id not in the key set sends the service back to the address at most this often,
+        # so tokens with made-up key ids cannot make it hammer the EHR
+        self.refetch_after_seconds = refetch_after_seconds
+        self._clients: dict[str, jwt.PyJWKClient] = {}
+        self._clients_lock = threading.Lock()
+
+    def _published_keys(self, issuer: Issuer, url: str, kid) -> list:
+        """The issuer's keys published at ``url`` (one of its configured ``jwks_url``), the one
+        named ``kid`` if given; fetched, kept five minutes, fetched again for an unknown kid."""
+        with self._clients_lock:
+            client = self._clients.get(url)
+            if client is None:
+                client = self._clients[url] = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=300, timeout=5,
+                                                              cooldown_duration=self.refetch_after_seconds)
+        try:
+            found = [client.get_signing_key(kid)] if isinstance(kid, str) else client.get_signing_keys()
+        except jwt.PyJWKClientConnectionError:
+            raise JwtRejected(f"issuer {issuer.name!r}'s key set could not be fetched from {url}: "
+                              "try again shortly") from None
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError, jwt.InvalidKeyError):
+            raise JwtRejected(f"the JWT names key {str(kid)[:60]!r}, which is not among issuer "
+                              f"{issuer.name!r}'s published keys") from None
+        return [k.key for k in found if k.algorithm_name in ASYMMETRIC]
+
+    def _keys(self, issuer: Issuer, header: dict) -> list:
+        kid = header.get("kid")
+        jku = header.get("jku")
+        if jku is not None:
+            if not isinstance(jku, str) or jku not in issuer.urls:
+                raise JwtRejected(f"the JWT's key set address (jku) is not one this service is configured to "
+                                  f"trust for issuer {issuer.name!r}")
+            return self._published_keys(issuer, jku, kid)
+        keys = [k for k_id, k in issuer.keys if kid is None or k_id is None or k_id == kid]
+        if not keys and issuer.urls and (not issuer.keys or kid is not None):
+            return self._published_keys(issuer, issuer.urls[0], kid)
+        if not keys:
+            raise JwtRejected(f"the JWT names key {str(kid)[:60]!r}, which is not among issuer "
+                              f"{issuer.name!r}'s configured keys")
+        return keys
 
     def who(self, token: str, now: float | None = None) -> str:
         try:
@@ -205,11 +273,9 @@ class JwtVerifier:
         if header.get("alg") not in ASYMMETRIC:
             raise JwtRejected(f"the JWT is signed with {str(header.get('alg'))[:20]!r}; this service accepts "
                               "only public-key signatures (RS384 or ES384 in CDS Hooks)")
-        kid = header.get("kid")
-        keys = [k for k_id, k in issuer.keys if kid is None or k_id is None or k_id == kid]
+        keys = self._keys(issuer, header)
         if not keys:
-            raise JwtRejected(f"the JWT names key {str(kid)[:60]!r}, which is not among issuer "
-                              f"{issuer.name!r}'s configured keys")
+            raise JwtRejected(f"issuer {issuer.name!r} publishes no public-key signing key this service accepts")
         claims = None
         for key in keys:
             try:
