@@ -51,6 +51,8 @@ pathway case_management "Case management by a community matron":
 care plan cm_plan "Personalised care plan" for case_management:
   objectives "Health objectives":
     "Avoid unplanned hospital admissions ({emergency} in the last 12 months)"
+  agencies "Who does what":
+    "Visit at home and agree the plan" by "community matron"
 """
 
 
@@ -147,6 +149,28 @@ def test_patient_view_card_gives_the_level_reasons_unknowns_pathway_and_a_workin
     text = client.get(link["url"].replace("http://testserver", ""), headers=AUTH)
     assert text.status_code == 200 and text.text.startswith(f"Explanation for patient {patient3.patient.id}")
     assert client.get(link["url"].replace("http://testserver", "")).status_code == 401
+
+
+def test_the_pathway_card_suggests_the_draft_care_plan_as_a_fhir_careplan(client, patient3):
+    """CDS Hooks: a suggestion whose `create` action holds the personalised plan, a draft
+    proposal (the clinician agrees it with the patient), valid FHIR R4."""
+    from fhir.resources.R4B.careplan import CarePlan
+
+    cards = client.post("/cds-services/ltc-pyramid", json=_hook(patient3), headers=AUTH).json()["cards"]
+    (pathway,) = [c for c in cards if c["summary"].startswith("Suggested pathway")]
+    assert pathway["selectionBehavior"] == "at-most-one"
+    (suggestion,) = pathway["suggestions"]
+    assert suggestion["label"] == "Draft the care plan: Personalised care plan" and suggestion["isRecommended"]
+    assert len(suggestion["uuid"]) == 36
+    (action,) = suggestion["actions"]
+    plan = action["resource"]
+    assert action["type"] == "create" and "agree with the patient" in action["description"]
+    assert (plan["resourceType"], plan["status"], plan["intent"]) == ("CarePlan", "draft", "proposal")
+    assert plan["subject"] == {"reference": f"Patient/{patient3.patient.id}"}
+    assert plan["contained"][0]["description"]["text"].startswith("Avoid unplanned hospital admissions (")
+    (activity,) = plan["activity"]
+    assert activity["detail"]["performer"] == [{"display": "community matron"}]
+    CarePlan.model_validate(plan) if hasattr(CarePlan, "model_validate") else CarePlan.parse_obj(plan)
 
 
 def test_patient_view_is_deterministic_for_the_same_as_of(client, patient3):

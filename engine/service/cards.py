@@ -125,8 +125,40 @@ def pathway_cards(snapshot, record, as_of, link: dict, source: dict) -> list[dic
                 continue  # a pathway that cannot be decided for one patient is not suggested
             if enters is not True:
                 continue
-            cards.append(_pathway_card(program, pathway, compiled, ctx, link, source, snapshot.compiled))
+            card = _pathway_card(program, pathway, compiled, ctx, link, source, snapshot.compiled)
+            suggestions = _plan_suggestions(program, pathway, record, as_of, ctx.population)
+            if suggestions:
+                card["suggestions"] = suggestions
+                card["selectionBehavior"] = "at-most-one"
+            cards.append(card)
     return cards
+
+
+def _plan_suggestions(program, pathway, record, as_of, population) -> list[dict]:
+    """For each care plan of the pathway, a suggestion whose action creates the patient's
+    personalised plan as a draft FHIR CarePlan (intent ``proposal``: to agree with the patient),
+    with its goals, activities and the criteria that put each line there."""
+    import uuid
+
+    from ..careplan import personalise
+    from ..fhir_careplan import care_plan_resource
+
+    out = []
+    for plan in (p for p in program.protocol.of_kind("care_plan") if p.pathway == pathway.name):
+        try:
+            personal = personalise(program, plan.name, record, as_of, None, population)
+        except Exception:  # noqa: BLE001 - a plan that cannot be drafted is not suggested; the card stands
+            continue
+        resource = {**care_plan_resource(personal), "status": "draft", "intent": "proposal"}
+        title = plan.label or plan.name
+        out.append({
+            "label": _short(f"Draft the care plan: {title}"),
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"ltc-pathways:{resource['id']}")),  # same inputs, same id
+            "isRecommended": True,
+            "actions": [{"type": "create", "resource": resource,
+                         "description": f"Create a draft care plan ({title}) to agree with the patient and carers"}],
+        })
+    return out
 
 
 def _pathway_card(program, pathway, compiled, ctx, link: dict, source: dict, cache: dict) -> dict:
