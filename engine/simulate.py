@@ -71,10 +71,7 @@ def simulate(program, records: Iterable[PatientRecord], when: list[dt.date], par
     from .pathway_state import states_of
     from .worklist import population_for
 
-    from .record_index import RecordIndex
-
-    # each record is read once (its collections, its dates as day numbers) for every date
-    records = [r if isinstance(r, RecordIndex) else RecordIndex(r) for r in records]
+    records = list(records)
     protocol = program.protocol
     found = levels_ref(protocol, "simulate")
     levels, ref = found if found else (None, None)
@@ -96,9 +93,9 @@ def simulate(program, records: Iterable[PatientRecord], when: list[dt.date], par
                                      population=population, extra=wanted)
             for p, s in zip(pathways_, got):
                 if s.active:
-                    now.setdefault((p.name, ON), set()).add(record.record.id)
+                    now.setdefault((p.name, ON), set()).add(record.id)
             if ref is not None:
-                now.setdefault((ref.dotted, _level_text(level[0])), set()).add(record.record.id)
+                now.setdefault((ref.dotted, _level_text(level[0])), set()).add(record.id)
         keys = values + sorted(k for k in now if k not in values)  # e.g. an unknown level
         for key in keys:
             held = now.get(key, set())
