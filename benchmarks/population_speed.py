@@ -26,7 +26,11 @@ Runs (each in a fresh subprocess; wall time and the child's peak RSS):
   Castlefields protocol alone with DuckDB held to one thread (issue 3's
   one-core figure; reading the Parquet tables is counted, so the figure is
   conservative).
-Figures: patients/s over wall time, including reading the Parquet tables.
+Figures: patients/s over wall time, including reading the Parquet tables (and, for
+the compiled runs, importing the engine and compiling the protocol). After each
+size, every compiled run's wall time over the best hand-written baseline's of the
+same run (the ratio the issue's target is about; the machine is shared, so ratios
+move less than absolute figures), and for JSON lines their average size.
 ``--runs hand,polars,...`` picks runs (default: all). ``BENCH_MEMORY_LIMIT=2.5GB`` in
 the environment holds the compiled runs' DuckDB to that much memory (it spills to disk).
 """
@@ -252,13 +256,30 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         data = work / f"pop-{size}"
         replicate(base, data, size, args.base)
+        walls: dict[str, float] = {}
         for kind in args.runs.split(","):
             label = RUNS[kind]
             out = work / f"out-{size}-{kind}.{'jsonl' if kind.endswith('json') else 'parquet'}"
             r = measure(kind, data, out)
-            print(f"{r['n']:>11,} {label:<26} {r['wall']:>8.2f} {r['n'] / r['wall']:>12,.0f} {r['rss_mb']:>12,.0f}",
-                  flush=True)
+            walls[kind] = r["wall"]
+            extra = ""
+            if kind.endswith("json"):
+                extra = f"  ({out.stat().st_size / r['n']:,.0f} bytes a line)"
+            print(f"{r['n']:>11,} {label:<26} {r['wall']:>8.2f} {r['n'] / r['wall']:>12,.0f} {r['rss_mb']:>12,.0f}"
+                  f"{extra}", flush=True)
             os.remove(out)
+        print_ratios(walls)
+
+
+def print_ratios(walls: dict[str, float]) -> None:
+    """Each compiled run's wall time over the best hand-written baseline's of the same size, measured
+    in the same run (the machine is shared: absolute figures move with its load, ratios less)."""
+    best = min((walls[k], k) for k in ("hand", "polars") if k in walls) if {"hand", "polars"} & set(walls) else None
+    if best is None:
+        return
+    for kind in ("compiled", "json", "cf1", "cf1json"):
+        if kind in walls:
+            print(f"{'':>11} {RUNS[kind] + ' / ' + RUNS[best[1]]:<52} {walls[kind] / best[0]:>6.2f} x", flush=True)
 
 
 if __name__ == "__main__":

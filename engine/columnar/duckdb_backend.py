@@ -62,7 +62,8 @@ def register_tables(con, folder: str | Path) -> dict[str, int]:
             layout["absent"].append(table)
             cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {c.name}" for c in COLUMNS[table])
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT {cols} WHERE FALSE").fetchall()
-        present = {row[0] for row in con.execute(f"DESCRIBE raw_{table}").fetchall()}
+        # name -> type: a typed Parquet column (boolean, double, date) is read as stored
+        present = {row[0]: row[1] for row in con.execute(f"DESCRIBE raw_{table}").fetchall()}
         con.execute(f"CREATE OR REPLACE TEMP VIEW t_{table} AS {view_sql(table, f'raw_{table}', present)}").fetchall()
     return layout
 

@@ -57,6 +57,23 @@ COLLECTIONS = {
     "life_events": ("life_events", "TRUE"),
     "pathway_events": ("pathway_events", "TRUE"),
 }
+#: collection -> a test on a column that is never empty which every row of the list (and every
+#: assessment that found no impairment) passes: a table's pass skips the other rows before any
+#: three-valued test (most encounters are GP visits; most observations are of no kind a list reads)
+SCOPES = {
+    "admissions": "kind = 'admission'",
+    "emergency_admissions": "kind = 'admission'",
+    "elective_admissions": "kind = 'admission'",
+    "ae_attendances": "kind = 'ae'",
+    "outpatient_appointments": "kind = 'outpatient'",
+    "gp_consultations": "kind = 'gp'",
+    "community_contacts": "kind = 'community'",
+    "social_work_visits": "kind = 'social_work'",
+    "adl_impairments": "kind = 'adl'",
+    "iadl_impairments": "kind = 'iadl'",
+    "cognitive_impairments": "kind = 'cognition'",
+    "falls": "kind = 'fall'",
+}
 #: impairments: the assessments of the same kind that found none
 ASSESSED = {"adl_impairments": "adl", "iadl_impairments": "iadl", "cognitive_impairments": "cognition"}
 #: the date that places an item in a window (engine.record_index.item_date)
@@ -112,9 +129,12 @@ class Compiler:
         self.aggs: dict[str, list[tuple[str, str]]] = {}
         self.agg_index: dict[tuple[str, str], str] = {}
         self.agg_since: dict[str, dt.date | None] = {}
+        self.agg_scope: dict[str, set[str] | None] = {}
+        self.code_lists: dict[str, dict[tuple[str, tuple[str, ...]], int]] = {}  # table -> (system, codes) -> bit
         self.base_extra: list[tuple[str, str, str]] = []  # (cte name, cte sql, joined column list)
         self.stages: list[list[tuple[str, str]]] = [[]]
-        self.stage_ctes: dict[int, list[tuple[str, str, list[str]]]] = {}
+        # stage -> (cte name, cte sql, columns it adds, join condition; None: by patient)
+        self.stage_ctes: dict[int, list[tuple[str, str, list[str], str | None]]] = {}
         self.decls: dict[tuple[str, str], V] = {}
         self.lists: dict[str, list[V]] = {}
         self.outputs: list[Output] = []
@@ -151,8 +171,13 @@ class Compiler:
         for table, cols in self.aggs.items():
             body = ", ".join(f"{sql} AS {alias}" for alias, sql in cols)
             since, d = self.agg_since.get(table), ITEM_DATE.get(table, "date")
-            where = "" if since is None else f" WHERE {d}_lo IS NULL OR {d}_hi >= {lit(since)}"
-            ctes.append(f"agg_{table} AS (SELECT patient_id, {body} FROM t_{table}{where} GROUP BY patient_id)")
+            tests = [] if since is None else [f"({d}_lo IS NULL OR {d}_hi >= {lit(since)})"]
+            scope = self.agg_scope.get(table)
+            if scope:  # first: a plain equality the Parquet reader applies while scanning
+                tests.insert(0, "(" + " OR ".join(sorted(scope)) + ")")
+            where = f" WHERE {' AND '.join(tests)}" if tests else ""
+            ctes.append(f"agg_{table} AS (SELECT patient_id, {body} FROM {self._source(table)}{where} "
+                        "GROUP BY patient_id)")
         joins, picked = [], []
         for table, cols in self.aggs.items():
             joins.append(f"LEFT JOIN agg_{table} ON agg_{table}.patient_id = p.patient_id")
@@ -165,15 +190,43 @@ class Compiler:
         ctes.append(f"s0 AS (SELECT {base_cols} FROM t_patients p {' '.join(joins)})")
         for k in range(1, len(self.stages)):
             extra_joins, extra_cols = [], []
-            for name, sql, cols in self.stage_ctes.get(k, []):
+            for name, sql, cols, on in self.stage_ctes.get(k, []):
                 ctes.append(f"{name} AS ({sql})")
-                extra_joins.append(f"LEFT JOIN {name} ON {name}.patient_id = s{k - 1}.patient_id")
+                extra_joins.append(f"LEFT JOIN {name} ON {on or f'{name}.patient_id = s{k - 1}.patient_id'}")
                 extra_cols += [f"{name}.{c}" for c in cols]
             cols = ", ".join([f"s{k - 1}.*", *extra_cols, *(f"{sql} AS {_q(c)}" for c, sql in self.stages[k])])
             ctes.append(f"s{k} AS (SELECT {cols} FROM s{k - 1} {' '.join(extra_joins)})")
         last = f"s{len(self.stages) - 1}"
         return ("WITH " + ",\n".join(ctes) + f"\nSELECT patient_id, {', '.join(final)} FROM {last} "
                 "ORDER BY pk, patient_id")
+
+    def _source(self, table: str) -> str:
+        """The table's rows, with ``codes_mask`` when its lists test codes against code lists: one
+        join with the lists' codes gives each row a bit per list it is in, instead of comparing its
+        code with every code of every list (a long ``IN`` is a comparison per code per row). A row
+        without a code has no mask (NULL), as ``code IN (...)`` is NULL for it."""
+        lists = self.code_lists.get(table)
+        if not lists:
+            return f"t_{table}"
+        bits: dict[tuple[str, str], int] = {}
+        for (system, codes), bit in lists.items():
+            for code in codes:
+                bits[(system, code)] = bits.get((system, code), 0) | (1 << bit)
+        rows = ", ".join(f"({lit(sy)}, {lit(co)}, {mask})" for (sy, co), mask in sorted(bits.items()))
+        return (f"(SELECT t.*, CASE WHEN t.code IS NULL THEN NULL ELSE COALESCE(cl.cl_mask, 0) END AS codes_mask "
+                f"FROM t_{table} t LEFT JOIN (VALUES {rows}) AS cl(cl_system, cl_code, cl_mask) "
+                f"ON cl.cl_system = t.system AND cl.cl_code = t.code) t_{table}")
+
+    def code_list_bit(self, table: str, system: str, codes: tuple[str, ...]) -> int | None:
+        """The bit of ``codes_mask`` that says a row's code is in this list (see _source), or None
+        when the table's mask is full (62 lists: the rest are tested with IN)."""
+        lists = self.code_lists.setdefault(table, {})
+        key = (system, codes)
+        if key not in lists:
+            if len(lists) >= 62:
+                return None
+            lists[key] = len(lists)
+        return lists[key]
 
     # --- helpers -----------------------------------------------------------------------------
     def fail(self, construct: str, node, why: str = ""):
@@ -208,12 +261,14 @@ class Compiler:
             self.outputs.append(Output(col, v.kind, label, False, line))
         return V(v.kind, _q(col), hi if v.kind in ("num", "days", "date") else _q(col), stage=stage)
 
-    def agg(self, table: str, sql: str, since: dt.date | None = None) -> str:
+    def agg(self, table: str, sql: str, since: dt.date | None = None, scope: str | None = None) -> str:
         """An aggregate over a table's rows per patient; returns the column to read in s0.
 
         ``since``: the aggregate reads no row whose latest date is before that day (its list is
         inside a window). When every aggregate of a table says so, the table's pass skips older
-        rows before computing any test: most of the history lies outside a year's window."""
+        rows before computing any test: most of the history lies outside a year's window.
+        ``scope``: likewise, the aggregate reads only rows passing that test (ItemSet.scope); the
+        pass skips rows outside every aggregate's scope."""
         key = (table, sql)
         found = self.agg_index.get(key)
         if found is None:
@@ -222,11 +277,17 @@ class Compiler:
         if table not in self.agg_since or (self.agg_since[table] is not None and
                                            (since is None or since < self.agg_since[table])):
             self.agg_since[table] = since
+        if scope is None:
+            self.agg_scope[table] = None
+        elif table not in self.agg_scope:
+            self.agg_scope[table] = {scope}
+        elif self.agg_scope[table] is not None:
+            self.agg_scope[table].add(scope)
         return found
 
     def agg_in(self, items, sql: str) -> str:
         """An aggregate over the rows of a list of record items (see agg)."""
-        return self.agg(items.table, sql, items.since)
+        return self.agg(items.table, sql, items.since, items.scope)
 
     def const(self, value, node=None) -> V:
         """A runtime value of the per-patient engine (a parameter, a literal) as a compiled value."""
@@ -401,7 +462,8 @@ class Compiler:
         cleared = None
         if name in ASSESSED:
             cleared = (f"kind = '{ASSESSED[name]}' AND impaired = FALSE AND date_hi <= {self.AS_OF}")
-        return V("items", items=ItemSet(table, schema.COLLECTIONS[name], status, None, cleared, status))
+        return V("items", items=ItemSet(table, schema.COLLECTIONS[name], status, None, cleared, status,
+                                        scope=SCOPES.get(name), visible=f"({visible})"))
 
     def _x_not(self, cp, path, node):
         v = self.bool_of(self.expr(cp, path, node.operand), node)
@@ -454,6 +516,12 @@ class Compiler:
             return V("bool", NULL, NULL, None, True)
         if a.kind in ("qty", "span", "days") or b.kind in ("qty", "span", "days"):
             unit = (b.const.unit if b.kind == "qty" else a.const.unit if a.kind == "qty" else "days")
+            if a.kind == "span" and not a.birthday and b.kind == "qty":
+                amount = b.const.value
+                if float(amount).is_integer():
+                    quick = sm.span_at_least(a.span, op, int(amount), unit)
+                    if quick is not None:
+                        return V("bool", quick, None, stage=stage)._same()
             ra, rb = self.duration_range(a, unit, node), self.duration_range(b, unit, node)
             if ra is None or rb is None:
                 return V("bool", NULL, NULL, None, True)
@@ -510,7 +578,7 @@ class Compiler:
     # the item-level and aggregate parts live in plan_items.py
     from .plan_items import (  # noqa: E402
         _x_filter, _x_window, _x_aggregate, _x_per_period, _x_in_value_set, condition, attribute,
-        window_bounds, _total_stay,
+        window_bounds, _total_stay, count_pair,
     )
     from .plan_rank import _x_in_top, _x_percentile, _rank  # noqa: E402
     from .plan_lists import _x_item_list, _x_items_met  # noqa: E402

@@ -31,6 +31,23 @@ def _inside(d_lo: str, d_hi: str, lo: dt.date, hi: dt.date, strict_lo: bool, str
             f"WHEN {out_low} OR {out_high} THEN FALSE ELSE NULL END)")
 
 
+#: the weight of a row that may be in a list, in a packed pair of counts (see count_pair): 2**26, so
+#: a patient's sum stays an exact double below 2**53 (up to 67 million rows a patient)
+PACK = 1 << 26
+
+
+def count_pair(self, items: ItemSet, test: str, guard: str | None = None) -> tuple[str, str]:
+    """(sure, maybe): SQL, read per patient, of how many rows ``test`` holds for (TRUE) and how many
+    it may hold for (NULL; only rows where ``guard`` holds). One aggregate, not two: each row adds 1
+    when TRUE and PACK when NULL, and the two counts are the remainder and the quotient of the sum
+    by PACK. The aggregates of a table's pass are most of its cost per row. A double sum (exact for
+    these integers) is fast on every engine; an integer sum would be 128-bit on DuckDB."""
+    weight = dbl(PACK) if guard is None else f"CASE WHEN {guard} THEN {dbl(PACK)} ELSE {dbl(0)} END"
+    total = f"COALESCE({self.agg_in(items, f'SUM(COALESCE(CAST(({test}) AS DOUBLE), {weight}))')}, {dbl(0)})"
+    maybe = f"FLOOR({total} / {dbl(PACK)})"
+    return f"CAST({total} - {maybe} * {dbl(PACK)} AS BIGINT)", f"CAST({maybe} AS BIGINT)"
+
+
 def count_if(test: str) -> str:
     """Rows where ``test`` is TRUE, as a BIGINT (a SUM of CASEs would be a 128-bit sum, slower)."""
     return f"COUNT(*) FILTER (WHERE {test})"
@@ -56,7 +73,8 @@ def _x_filter(self, cp, path, node: m.Filter) -> V:
     test = self.condition(cp, path, node.condition, items)
     cleared = None if items.cleared is None else f"({items.cleared}) AND ({test}) IS TRUE"
     return V("items", items=ItemSet(items.table, items.item_kind, f"({items.status}) AND ({test})",
-                                    items.window, cleared, since=items.since))
+                                    items.window, cleared, since=items.since, scope=items.scope,
+                                    visible=items.visible))
 
 
 def condition(self, cp, path, node, items: ItemSet) -> str:
@@ -88,7 +106,13 @@ def _x_in_value_set(self, cp, path, node: m.InValueSet, items: ItemSet) -> str:
         by_system.setdefault(system, []).append(code)
     if not by_system:
         return "FALSE"
-    parts = [f"(system = {lit(s)} AND code IN ({', '.join(lit(c) for c in cs)}))" for s, cs in by_system.items()]
+    parts = []
+    for system, codes in by_system.items():
+        bit = self.code_list_bit(items.table, system, tuple(codes))
+        if bit is None:
+            parts.append(f"(system = {lit(system)} AND code IN ({', '.join(lit(c) for c in codes)}))")
+        else:  # the row's bit for this list (Compiler._source); NULL when the row has no code
+            parts.append(f"(system = {lit(system)} AND (codes_mask & {1 << bit}) <> 0)")
     return "(" + " OR ".join(parts) + ")"
 
 
@@ -164,8 +188,15 @@ def _x_window(self, cp, path, node: m.Window) -> V:
     since = bounds[0] if bounds[0] > dt.date.min else None
     if items.since is not None:
         since = max(since or items.since, items.since)
-    return V("items", items=ItemSet(items.table, items.item_kind, f"({items.status}) AND ({inside})", window,
-                                    cleared, since=since))
+    status, visible = items.status, items.visible
+    if visible is not None and bounds[1] <= self.as_of and visible in status:
+        # inside a window that ends by the as-of date, an item is dated by then exactly when it is in
+        # the window: the two tests' Kleene AND is the window's alone (TRUE inside means dated by
+        # the as-of date; a date after it is outside; an unknown one is NULL for both), so the
+        # as-of test is dropped: one three-valued CASE less per row and list
+        status, visible = status.replace(visible, "(TRUE)"), None
+    return V("items", items=ItemSet(items.table, items.item_kind, f"({status}) AND ({inside})", window,
+                                    cleared, since=since, scope=items.scope, visible=visible))
 
 
 def _x_aggregate(self, cp, path, node: m.Aggregate) -> V:
@@ -175,8 +206,7 @@ def _x_aggregate(self, cp, path, node: m.Aggregate) -> V:
     if items is None:
         return unknown()
     st = items.status
-    n = f"COALESCE({self.agg_in(items, count_if(st))}, 0)"
-    extra = f"COALESCE({self.agg_in(items, count_if(f'({st}) IS NULL'))}, 0)"
+    n, extra = self.count_pair(items, st)
     if node.op == "count":
         return V("num", n, f"({n} + {extra})")
     if node.op in ("any", "no"):
@@ -226,8 +256,9 @@ def _total_stay(self, cp, path, node: m.Aggregate) -> V:
     AS_OF, st = self.AS_OF, items.status
     # one scan of the encounters for both readings (narrowest dates w = 0, widest w = 1): each
     # reading of the table parses its date cells again
+    scope = f"{items.scope} AND " if items.scope else ""  # admissions are a few of the encounters
     src = (f"SELECT patient_id, start_lo, start_hi, end_lo, end_hi, ({st}) AS sure FROM t_encounters "
-           f"WHERE ({st}) IS NOT FALSE")
+           f"WHERE {scope}({st}) IS NOT FALSE")
     spans = (f"SELECT patient_id, w, "
              f"CASE WHEN w = 0 THEN GREATEST(start_hi, {L}) ELSE GREATEST(start_lo, {L}) END AS s, "
              f"CASE WHEN w = 0 THEN LEAST(COALESCE(end_lo, {AS_OF}), {H}) ELSE LEAST(COALESCE(end_hi, {AS_OF}), {H}) "
@@ -267,10 +298,11 @@ def _x_per_period(self, cp, path, node: m.PerPeriod) -> V:
     sure, both = [], []
     for k in range(periods):
         inside = _inside(f"{d}_lo", f"{d}_hi", edges[k + 1], edges[k], k != periods - 1, False)
-        s = f"COALESCE({self.agg_in(items, count_if(f'({st}) IS TRUE AND {inside} IS TRUE'))}, 0)"
-        u_sql = count_if(f"{d}_lo IS NOT NULL AND ((({st}) IS NULL AND {inside} IS NOT FALSE) OR "
-                         f"(({st}) IS TRUE AND {inside} IS NULL))")
-        u = f"COALESCE({self.agg_in(items, u_sql)}, 0)"
+        # in the period: Kleene's AND of the list's test and the period's. TRUE: sure; NULL exactly
+        # when the item may be in the list and in the period (the list's test NULL and the period's
+        # not FALSE, or the list's TRUE and the period's NULL). One shared test is far cheaper per
+        # row than testing each side with IS TRUE / IS NULL.
+        s, u = self.count_pair(items, f"({st}) AND {inside}", guard=f"{d}_lo IS NOT NULL")
         sure.append(s)
         both.append(f"({s} + {u})")
     if node.op == "average":
@@ -281,4 +313,4 @@ def _x_per_period(self, cp, path, node: m.PerPeriod) -> V:
 
 
 __all__ = ["_x_filter", "_x_window", "_x_aggregate", "_x_per_period", "_x_in_value_set", "condition",
-           "attribute", "window_bounds", "_total_stay", "DateR", "NULL"]
+           "attribute", "window_bounds", "_total_stay", "count_pair", "DateR", "NULL"]

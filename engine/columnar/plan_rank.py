@@ -28,26 +28,40 @@ def _rank(self, cp, path, node):
     stage = k + 1
     while len(self.stages) <= stage:
         self.stages.append([])
-    grp = "practice" if node.group == "practice" else "'population'"
-    part = "PARTITION BY practice" if node.group == "practice" else ""
+    by_practice = node.group == "practice"
+    grp = "practice" if by_practice else "'population'"
     lo, hi = val.lo, val.hi
     exact = f"({lo} = {hi} AND {grp} IS NOT NULL)"
     key = f"CASE WHEN {exact} THEN {lo} END"
+    # The window runs over the distinct (group, value) pairs with how many patients hold each, not
+    # over every patient: a practice's patients share a few dozen values, so it sorts thousands of
+    # rows instead of millions, and each patient finds its figures by its group and value. The
+    # patients whose value is not exact share the NULL value, ranked last: as many at or above
+    # them as the group holds, as the window over every patient counts them.
+    group_cols = ["practice AS " + f"{name}_p"] if by_practice else []
+    groups = (f"SELECT {', '.join([*group_cols, f'{key} AS {name}_k'])}, "
+              f"COUNT(CASE WHEN {exact} THEN 1 END) AS {name}_c FROM s{k} "
+              f"GROUP BY {', '.join((['practice'] if by_practice else []) + [key])}")
+    part = f"PARTITION BY {name}_p" if by_practice else ""
     cols = {
-        "n": f"COUNT(CASE WHEN {exact} THEN 1 END) OVER ({part})",
-        "mn": f"MIN({key}) OVER ({part})",
-        "ge": (f"COUNT(CASE WHEN {exact} THEN 1 END) OVER ({part} ORDER BY {key} DESC NULLS LAST "
-               "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"),
+        "n": f"CAST(SUM({name}_c) OVER ({part}) AS BIGINT)",
+        "mn": f"MIN({name}_k) OVER ({part})",
+        "ge": (f"CAST(SUM({name}_c) OVER ({part} ORDER BY {name}_k DESC NULLS LAST "
+               "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT)"),
     }
-    # the window sorts what it carries: only the group and the value, joined back by patient
-    win = (f"SELECT patient_id, {', '.join(f'{sql} AS {name}_{c}' for c, sql in cols.items())} FROM s{k}")
-    self.stage_ctes.setdefault(stage, []).append((f"{name}_window", win, [f"{name}_{c}" for c in cols]))
+    picked = ([f"{name}_p"] if by_practice else []) + [f"{name}_k"]
+    win = (f"SELECT {', '.join(picked)}, {', '.join(f'{sql} AS {name}_{c}' for c, sql in cols.items())} "
+           f"FROM ({groups}) {name}_groups")
+    on = f"{name}_window.{name}_k IS NOT DISTINCT FROM ({key})"
+    if by_practice:
+        on = f"{name}_window.{name}_p IS NOT DISTINCT FROM practice AND {on}"
+    self.stage_ctes.setdefault(stage, []).append((f"{name}_window", win, [f"{name}_{c}" for c in cols], on))
     on = "m.practice = i.practice" if node.group == "practice" else "TRUE"
     inexact = (f"SELECT i.patient_id, SUM(CASE WHEN m.{lo} >= i.{lo} THEN 1 ELSE 0 END) AS {name}_gelo, "
                f"SUM(CASE WHEN m.{lo} >= i.{hi} THEN 1 ELSE 0 END) AS {name}_gehi "
                f"FROM s{k} i JOIN s{k} m ON {on} WHERE i.{lo} <> i.{hi} AND m.{lo} = m.{hi} "
                f"GROUP BY i.patient_id")
-    self.stage_ctes.setdefault(stage, []).append((f"{name}_inexact", inexact, [f"{name}_gelo", f"{name}_gehi"]))
+    self.stage_ctes.setdefault(stage, []).append((f"{name}_inexact", inexact, [f"{name}_gelo", f"{name}_gehi"], None))
     known = f"{grp} IS NOT NULL AND {lo} IS NOT NULL AND {name}_n > 0"
     return dict(lo=lo, hi=hi, n=f"{name}_n", mn=f"{name}_mn", ge=f"{name}_ge", gelo=f"COALESCE({name}_gelo, 0)",
                 gehi=f"COALESCE({name}_gehi, 0)", known=known, stage=stage)

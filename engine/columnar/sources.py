@@ -59,7 +59,23 @@ def date_bounds(text: str) -> tuple[str, str]:
     return lo, hi
 
 
+#: SQL types of typed (Parquet) columns that need no reading from text
+BOOLEAN_TYPES = {"BOOLEAN"}
+NUMBER_TYPES = {"DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT"}
+DATE_TYPES = {"DATE"}
+
+
+def typed(col: str, present, kinds: set[str]) -> bool:
+    """Is the column stored with one of these SQL types? ``present`` maps names to types (a set of
+    names: every column is text). A typed cell is used as stored: turning a Parquet boolean or
+    double into text and back is most of what reading it costs."""
+    kind = present.get(col) if isinstance(present, dict) else None
+    return kind is not None and kind.upper() in kinds
+
+
 def _bool(col: str, present: set[str], default: str = "NULL") -> str:
+    if typed(col, present, BOOLEAN_TYPES):
+        return f"COALESCE(\"{col}\", {default})" if default != "NULL" else f"\"{col}\""
     t = f"LOWER({_trimmed(col, present)})"
     words_t = ", ".join(lit(w) for w in TRUE_WORDS)
     words_f = ", ".join(lit(w) for w in FALSE_WORDS)
@@ -68,22 +84,29 @@ def _bool(col: str, present: set[str], default: str = "NULL") -> str:
 
 def _system(col: str, present: set[str], default: str) -> str:
     raw = f"COALESCE({_text(col, present)}, {lit(default)})"
-    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in sorted(SYSTEMS.items()))
+    # short names first: the tables are written with them (``snomed``), and each row stops at its own
+    order = sorted(SYSTEMS.items(), key=lambda kv: (kv[0] != kv[1], kv[0]))
+    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in order)
     return f"CASE LOWER({raw}) {whens} ELSE {raw} END"
 
 
-def view_sql(table: str, raw: str, present: set[str]) -> str:
-    """SELECT of the normalised view of ``table`` over the raw relation ``raw``."""
+def view_sql(table: str, raw: str, present: set[str] | dict[str, str]) -> str:
+    """SELECT of the normalised view of ``table`` over the raw relation ``raw``; ``present``: the raw
+    relation's column names, or names -> SQL types (typed Parquet columns are then read as stored)."""
     cols: list[str] = []
     for column in COLUMNS[table]:
         name = column.name
-        if column.type == "date":
+        if column.type == "date" and typed(name, present, DATE_TYPES):
+            cols += [f"\"{name}\" AS {name}_lo", f"\"{name}\" AS {name}_hi"]
+        elif column.type == "date":
             text = _trimmed(name, present)
             lo, hi = date_bounds(text)
             cols += [f"{lo} AS {name}_lo", f"{hi} AS {name}_hi"]
         elif column.type == "boolean":
             default = "TRUE" if (table, name) == ("observations", "impaired") else "NULL"
             cols.append(f"{_bool(name, present, default)} AS {name}")
+        elif column.type == "number" and typed(name, present, NUMBER_TYPES):
+            cols.append(f"CAST(\"{name}\" AS DOUBLE) AS {name}")
         elif column.type == "number":
             cols.append(f"TRY_CAST({_trimmed(name, present)} AS DOUBLE) AS {name}")
         elif column.type == "code":

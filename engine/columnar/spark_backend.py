@@ -16,6 +16,9 @@ from engine.tables import COLUMNS, TABLES, _find_format
 
 from .sources import ROW_NUMBER, view_sql
 
+SPARK_TYPES = {"boolean": "BOOLEAN", "double": "DOUBLE", "float": "FLOAT", "int": "INTEGER", "bigint": "BIGINT",
+               "smallint": "SMALLINT", "tinyint": "TINYINT", "date": "DATE", "string": "VARCHAR"}
+
 
 def to_spark(sql: str) -> str:
     """DuckDB SQL (as the plan writes it) in Spark SQL's dialect."""
@@ -47,7 +50,8 @@ def register_tables(spark, folder: str | Path) -> None:
                 from pyspark.sql.functions import monotonically_increasing_id
                 frame = frame.withColumn(ROW_NUMBER, monotonically_increasing_id())
             frame.createOrReplaceTempView(f"raw_{table}")
-            present = set(frame.columns)
+            # name -> type, as DuckDB names them (sources.typed): typed columns are read as stored
+            present = {name: SPARK_TYPES.get(kind, kind.upper()) for name, kind in frame.dtypes}
         else:
             cols = ", ".join(f"CAST(NULL AS STRING) AS `{c.name}`" for c in COLUMNS[table])
             spark.sql(f"SELECT {cols} WHERE FALSE").createOrReplaceTempView(f"raw_{table}")

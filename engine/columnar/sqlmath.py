@@ -65,3 +65,27 @@ def whole_units(start: str, end: str, unit: str) -> str:
     """engine.calendar.whole_units: negative when end is before start."""
     return (f"(CASE WHEN {end} < {start} THEN -({_forward_units(end, start, unit)}) "
             f"ELSE {_forward_units(start, end, unit)} END)")
+
+
+def span_at_least(span: tuple[str, str, str, str], op: str, k: int, unit: str) -> str | None:
+    """``duration op k units`` for a span start [s_lo, s_hi] to end [e_lo, e_hi], three-valued,
+    without counting the units: for whole k >= 1, ``whole_units(s, e) >= k`` exactly when
+    ``shift(s, k units) <= e`` (shift clamps to the month's end as add_months does, and the
+    months counted from s only grow). Counting them per row (whole_units) is most of the cost of
+    a medication list's pass. None when the shortcut does not apply."""
+    if op in (">", "<="):
+        op, k = {">": ">=", "<=": "<"}[op], k + 1
+    if op not in (">=", "<") or k < 1:
+        return None
+    s_lo, s_hi, e_lo, e_hi = span
+    if unit in ("months", "years"):
+        step = f"INTERVAL {k * (12 if unit == 'years' else 1)} MONTH"
+    elif unit in ("days", "weeks"):
+        step = f"INTERVAL {k * (7 if unit == 'weeks' else 1)} DAY"
+    else:
+        return None
+    surely = f"CAST({s_hi} + {step} AS DATE) <= {e_lo}"     # the fewest units it can be reach k
+    maybe = f"CAST({s_lo} + {step} AS DATE) <= {e_hi}"      # the most it can be reach k
+    if op == ">=":
+        return f"(CASE WHEN {surely} THEN TRUE WHEN NOT ({maybe}) THEN FALSE ELSE NULL END)"
+    return f"(CASE WHEN NOT ({maybe}) THEN TRUE WHEN {surely} THEN FALSE ELSE NULL END)"

@@ -36,6 +36,8 @@ class ItemSet:
     cleared: str | None = None        # assessments in scope that found no impairment
     source_status: str | None = None  # the list before its last window (for total stay)
     since: dt.date | None = None      # no row whose latest date is before this day is in the list
+    scope: str | None = None          # a cheap test every row of the list (and of cleared) passes
+    visible: str | None = None        # the part of ``status`` that says the item is dated by the as-of date
 
 
 @dataclass
