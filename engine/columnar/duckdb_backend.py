@@ -18,7 +18,9 @@ class DataProblems(Exception):
         self.counts = counts
         parts = ", ".join(f"{table}: {n}" for table, n in counts.items())
         super().__init__(f"the tables hold rows that cannot be read as they are ({parts}); "
-                         "the per-patient engine reports each one with its row and field")
+                         "the per-patient engine reads what it can (it also ignores tabs and line breaks "
+                         "around a value, which the columnar engine does not) and reports each of the "
+                         "others with its row and field")
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None):
