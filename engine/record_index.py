@@ -151,11 +151,12 @@ class Dated:
     text (``YYYY-MM-DD``, which sorts as the dates do: nothing is parsed),
     ``days`` the same sorted, ``last`` the latest."""
 
-    __slots__ = ("items", "exact", "first", "days", "last")
+    __slots__ = ("items", "exact", "first", "last", "_days")
 
     def __init__(self, items: list, field: str):
         self.items = items
         self.exact = False
+        self._days = None
         try:
             first = [getattr(item, field).text for item in items]
         except AttributeError:  # an item with no date
@@ -164,8 +165,14 @@ class Dated:
             return
         self.exact = True
         self.first = first
-        self.days = sorted(first)
-        self.last = self.days[-1] if first else ""
+        self.last = max(first) if first else ""
+
+    @property
+    def days(self) -> list[str]:
+        """The dates sorted, for binary searches (sorted on first use: most lists are only filtered)."""
+        if self._days is None:
+            self._days = sorted(self.first)
+        return self._days
 
 
 #: the field that dates each collection's items (item_date, by collection)
