@@ -439,17 +439,18 @@ class CompiledProtocol:
             cleared = None if items.cleared is None else [
                 it for it in items.cleared if _inside(item_date(it), lo, hi, strict_lo, strict_hi)]
             return Items(items.kind, sure, maybe, (lo, hi) if node.mode == "last" else items.window, cleared)
-        if isinstance(node.source, m.Ref) and node.source.target.startswith("collection:"):
-            return self._window_of_collection(node, source, bounds, window)
+        if not self.tracing and isinstance(node.source, m.Ref) and node.source.target.startswith("collection:"):
+            # (a trace keeps the whole list too, for the explanation: there the general road is as quick)
+            return self._window_of_collection(node, bounds, window)
         return window
 
-    def _window_of_collection(self, node: m.Window, source: Fn, bounds, general: Fn) -> Fn:
+    def _window_of_collection(self, node: m.Window, bounds, general: Fn) -> Fn:
         """A window straight over a collection whose dates are all known to the day:
         the items whose date is inside, in record order (what ``general`` gives)."""
         name = node.source.name
         kind = schema.COLLECTIONS[name]
         cleared_name = "cleared:" + name if name in ASSESSED else None
-        tracing, last = self.tracing, node.mode == "last"
+        last = node.mode == "last"
 
         def window_exact(ctx: Ctx):
             index = ctx.index
@@ -457,8 +458,6 @@ class CompiledProtocol:
             cleared = index.dated(cleared_name) if cleared_name else None
             if not dated.exact or (cleared is not None and not cleared.exact):
                 return general(ctx)
-            if tracing:
-                source(ctx)  # the whole list, for the explanation
             lo, hi, strict_lo, strict_hi = bounds(ctx)
             if lo is None:
                 return None

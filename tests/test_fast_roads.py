@@ -33,6 +33,31 @@ LIBRARY = Path(__file__).resolve().parent.parent / "library"
 PROTOCOLS = sorted(p.name for p in LIBRARY.glob("*.pw") if not p.stem.endswith("_tests"))
 PROGRAMS = {name: engine.load(LIBRARY / name) for name in PROTOCOLS}
 
+#: Shapes of window the library does not use, so that every road is compared: windows that
+#: are not under a count (a sum, a latest date, a list, a filter after the window), windows
+#: before, after and between dates (strict and inclusive ends), assessments in a window,
+#: and counts per period and durations in other units.
+SHAPES = """protocol shapes:
+  version "1"
+
+define recent_falls "Falls in the last year": falls in the last 12 months
+define last_fall "Latest fall in the last year": latest date of falls in the last 12 months
+define recent_cost "Cost of medicines started in the last 6 months": sum monthly_cost of medications in the last 6 months
+define unplanned_recent "Emergency admissions in the last year": count (admissions in the last 12 months) where method is emergency
+define old_admissions "Admissions before 2022": count admissions before 2022-01-01
+define since "GP consultations after mid-2023": count gp_consultations after 2023-06-30
+define winter "A&E attendances last winter": count ae_attendances between 2023-11-01 and 2024-02-29
+define ago "GP consultations between 6 and 3 months ago": count gp_consultations between 6 months ago and 3 months ago
+define impaired "ADL impairments in the last year": adl_impairments in the last 12 months
+define no_impairment "No IADL impairment in the last 2 years": no iadl_impairments in the last 2 years
+define busiest "Most GP consultations in a month, last 6 months": highest count per 1 month of gp_consultations in the last 6 months
+define average_ae "A&E attendances per 4 weeks": average count per 4 weeks of ae_attendances in the last 24 weeks
+define long_medicines "Medicines for a year or more": count medications where duration at least 1 year
+define long_conditions "Conditions for 400 days or more": count conditions where duration at least 400 days
+define older "Aged 80 or more": age at least 80 years
+define total "Days in hospital in the last 2 years": total stay of admissions in the last 2 years
+"""
+
 
 def blur(record, rng: random.Random, share: float):
     """The record with about ``share`` of its dates cut to the month or the year."""
@@ -75,7 +100,17 @@ def both_roads(program: engine.Program, records, as_of: dt.date):
             yield record.id, quick, slow
 
 
-@pytest.mark.parametrize("name", PROTOCOLS)
+def _shapes() -> engine.Program:
+    from dsl.compiler import compile_text
+    result = compile_text(SHAPES, "shapes.pw", LIBRARY)
+    assert result.protocol is not None, [d.message for d in result.diagnostics]
+    return engine.compile(result.protocol)
+
+
+PROGRAMS["shapes"] = _shapes()
+
+
+@pytest.mark.parametrize("name", [*PROTOCOLS, "shapes"])
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), share=st.sampled_from([0.0, 0.05, 0.3]),
        day=st.sampled_from(["2024-04-01", "2023-02-28", "2021-03-31"]))
@@ -111,3 +146,32 @@ def test_a_prepared_record_is_evaluated_as_the_record_is():
     population = program.distributions(records, "2023-01-01")
     again = program.evaluate(index, as_of="2023-01-01", population=population).values()
     assert again == program.evaluate(records[0], as_of="2023-01-01", population=population).values()
+
+
+def test_every_window_shape_agrees_on_its_edges():
+    """Items on each edge of each window of SHAPES (and a day either side), dated to the day:
+    the fast roads take them all, and must keep exactly what the traced road keeps."""
+    from pathways.records import Encounter, Medication, Observation, Patient, PatientRecord
+
+    as_of = dt.date(2024, 4, 1)
+    edges = [dt.date(2023, 4, 1), dt.date(2022, 4, 1), dt.date(2023, 10, 1), dt.date(2024, 1, 1),
+             dt.date(2022, 1, 1), dt.date(2023, 6, 30), dt.date(2023, 11, 1), dt.date(2024, 2, 29), as_of]
+    days = sorted({d + dt.timedelta(k) for d in edges for k in (-1, 0, 1)})
+
+    def on(day):
+        return PartialDate.of(day)
+
+    record = PatientRecord(
+        patient=Patient(id="edges", birth_date=PartialDate.parse("1944-04-01")),
+        encounters=tuple(Encounter(kind=kind, method="emergency" if i % 2 else "elective", start=on(d),
+                                   end=on(d + dt.timedelta(3)), source_id=f"{kind}-{i}")
+                         for kind in ("admission", "ae", "gp") for i, d in enumerate(days)),
+        observations=tuple(Observation(kind=kind, impaired=bool(i % 3), date=on(d), source_id=f"{kind}-{i}")
+                           for kind in ("fall", "adl", "iadl") for i, d in enumerate(days)),
+        medications=tuple(Medication(code=f"m{i}", start=on(d), monthly_cost=12.5 + i, source_id=f"m-{i}")
+                          for i, d in enumerate(days)))
+    program = PROGRAMS["shapes"]
+    for day in (as_of, dt.date(2024, 2, 29), dt.date(2023, 6, 30)):
+        for _patient, quick, slow in both_roads(program, [record], day):
+            assert quick == slow, f"as of {day}: " + ", ".join(
+                f"{k}: fast {quick[k]!r} vs traced {slow[k]!r}" for k in quick if quick[k] != slow[k])
