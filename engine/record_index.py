@@ -237,8 +237,8 @@ class RecordIndex:
         key = (name, as_of)
         found = self._seen.get(key)
         if found is None:
-            dated = self.dated(name)
-            if dated.exact:
+            dated = self._dated.get(name)  # (only if a fast road has listed the dates already)
+            if dated is not None and dated.exact:
                 day = as_of.isoformat()
                 if dated.last <= day:
                     found = (dated.items, [])
@@ -250,14 +250,17 @@ class RecordIndex:
         return found
 
     def _scan(self, name: str, as_of: dt.date) -> tuple[list, list]:
+        items = self.collection(name)
         sure, maybe = [], []
         day = as_of.isoformat()
-        for item in self.collection(name):
+        for item in items:
             date = item_date(item)
             if date is None or (date.text <= day if len(date.text) == 10 else date.latest <= as_of):
                 sure.append(item)
             elif date.earliest <= as_of:
                 maybe.append(item)
+        if len(sure) == len(items):
+            return items, maybe  # everything is seen: share the collection's list
         return sure, maybe
 
     def cleared(self, name: str, as_of: dt.date) -> list:
