@@ -399,8 +399,10 @@ def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, eng
     try:
         from engine.tables import TablesReport
         report = TablesReport(source=str(data)) if backend == "duckdb" else None
-        results = evaluate_tables(program, data, as_of, parameters, backend=backend, max_items=max_items,
-                                  report=report)
+        # the audit columns (every criterion item) are turned into Python values only for --explain:
+        # for every patient of a large population that is most of the run's time
+        results = evaluate_tables(program, data, as_of, parameters, backend=backend, audit=explain,
+                                  max_items=max_items, report=report)
     except (Unsupported, DataProblems) as exc:
         if not auto:
             raise click.ClickException(str(exc)) from None
