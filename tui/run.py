@@ -160,7 +160,11 @@ def _summary(program, results: list, loaded: Loaded) -> str:
     lines.append(f"{name.name} {name.version}: {len(results)} patient{'s' * (len(results) != 1)} evaluated")
     values = [r.values() for r in results]
     for outcome in program.outcome_names if results else ():
-        counts = Counter(_key(v[outcome]) for v in values)
+        # count the values first and word each distinct one once (a million patients hold a handful)
+        raw = Counter(_countable(v[outcome]) for v in values)
+        counts: Counter = Counter()
+        for (_, value), n in raw.items():
+            counts[_key(orjson.loads(value) if isinstance(value, bytes) else value)] += n
         parts = ", ".join(f"{value}: {n}" for value, n in sorted(counts.items(), key=_order))
         lines.append(f"  {outcome}: {parts}")
     if loaded.report is not None and hasattr(loaded.report, "summary"):
@@ -177,6 +181,13 @@ def _summary(program, results: list, loaded: Loaded) -> str:
         if len(loaded.problems) > 20:
             lines.append(f"    ... and {len(loaded.problems) - 20} more")
     return "\n".join(lines)
+
+
+def _countable(value) -> tuple:
+    """A value as a Counter key: a list or range as its JSON bytes, and True kept apart from 1."""
+    if isinstance(value, (dict, list)):
+        return (2, orjson.dumps(value))
+    return (value is True or value is False, value)
 
 
 def _key(value) -> str:

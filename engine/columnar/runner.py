@@ -50,9 +50,12 @@ def evaluate_tables(program, folder, as_of, parameters: dict[str, str] | None = 
     outcomes = [o for o in plan.outputs if o.outcome]
     extra = [o for o in plan.outputs if not o.outcome] if audit else []
     ids, values = columns_json(table, outcomes + extra)
-    shown = {k: str(v) for k, v in (parameters or {}).items()}
-    out_cols = [(o.name, values[o.name]) for o in outcomes]
-    audit_cols = [(o.name, values[o.name]) for o in extra]
-    return [ColumnarResult(pid, plan.as_of, shown, {n: col[i] for n, col in out_cols},
-                           {n: col[i] for n, col in audit_cols})
-            for i, pid in enumerate(ids)]
+    shown = {k: str(v) for k, v in (parameters or {}).items()}  # (shared by every result: read only)
+    names, audit_names = [o.name for o in outcomes], [o.name for o in extra]
+    rows = zip(*(values[n] for n in names)) if names else ((),) * len(ids)
+    if not audit_names:
+        none: dict = {}
+        return [ColumnarResult(pid, plan.as_of, shown, dict(zip(names, row)), none) for pid, row in zip(ids, rows)]
+    audits = zip(*(values[n] for n in audit_names))
+    return [ColumnarResult(pid, plan.as_of, shown, dict(zip(names, row)), dict(zip(audit_names, more)))
+            for pid, row, more in zip(ids, rows, audits)]
