@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import operator
 from typing import Callable
 
 from pathways import model as m
@@ -20,7 +19,8 @@ from . import calendar as cal
 from .fast_roads import fast_condition, fast_road
 from .record_index import ASSESSED, RecordIndex, attribute, code_key, item_date, patient_attribute
 from .values import (
-    DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or, number_range,
+    PLAIN_OPERATORS, DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or,
+    number_range,
 )
 
 Fn = Callable[["Ctx"], object]
@@ -699,8 +699,7 @@ class CompiledProtocol:
 
 _ONE_DAY = dt.timedelta(days=1)
 
-_INT_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "=": operator.eq,
-            "!=": operator.ne}
+_INT_OPS = PLAIN_OPERATORS
 
 
 def _walk_exprs(decl: m.Decl):

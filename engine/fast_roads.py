@@ -17,7 +17,6 @@ items themselves, which the general road collects.
 
 from __future__ import annotations
 
-import operator
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Callable
 
@@ -26,13 +25,12 @@ from pathways.records import Condition
 
 from . import calendar as cal
 from .record_index import ASSESSED
-from .values import Qty
+from .values import PLAIN_OPERATORS, Qty
 
 if TYPE_CHECKING:
     from .evaluate import CompiledProtocol, Ctx, Fn
 
-_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "=": operator.eq,
-        "!=": operator.ne}
+_OPS = PLAIN_OPERATORS
 
 
 def fast_road(compiled: "CompiledProtocol", node: m.Expr, general: "Fn") -> "Fn | None":

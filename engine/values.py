@@ -11,6 +11,7 @@ unit they are compared in decides how they are counted.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass, field
 
 from . import calendar as cal
@@ -159,6 +160,11 @@ def compare(left, op: str, right, as_of: dt.date) -> bool | None:
     if a is None or b is None:
         return None
     return interval_compare(a, op, b)
+
+
+#: a comparison between two plain numbers (no range, nothing unknown) is Python's own
+PLAIN_OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "=": operator.eq,
+                   "!=": operator.ne}
 
 
 def interval_compare(a: tuple[float, float], op: str, b: tuple[float, float]) -> bool | None:
