@@ -48,3 +48,35 @@ def test_values_are_read_as_in_the_language():
     assert parse_value("2021-04-01", "x")[0].value == "2021-04-01"
     assert parse_value("true", "x")[0].value is True
     assert parse_value("age", "x")[0] is None
+
+
+def test_an_override_reaches_the_protocol_wherever_it_is_imported_under_that_alias():
+    """case_management imports Castlefields directly and through the pyramid, both as
+    `castlefields`: `castlefields.minimum_criteria` sets both (one evaluation serves both
+    routes); a path through another import is refused, naming what can be set."""
+    import engine
+    from engine.evaluate import Ctx
+    from engine.record_index import RecordIndex
+    from synthetic import generate
+
+    program = engine.load(Path(__file__).resolve().parent.parent / "library" / "case_management.pw")
+    records = generate(60, 11, "2024-04-01")
+    population = program.distributions(records, "2024-04-01")
+    overrides = program.parameters({"castlefields.minimum_criteria": "1"})
+    compiled = program._compiled(False)
+    changed = 0
+    for record in records:
+        ctx = Ctx(compiled, RecordIndex(record), engine.program._as_date("2024-04-01"), overrides, None, population)
+        direct = ctx.sub("castlefields")
+        nested = ctx.sub("pyramid").sub("castlefields")
+        assert nested is direct  # the same inputs: one context, one evaluation
+        assert direct.params == {"minimum_criteria": 1}
+        plain = program.evaluate(record, "2024-04-01", population=population).values()
+        moved = program.evaluate(record, "2024-04-01", parameters={"castlefields.minimum_criteria": "1"},
+                                 population=population).values()
+        changed += plain != moved
+    assert changed > 0
+    only_pyramid = engine.load(Path(__file__).resolve().parent.parent / "library" / "ltc_pyramid.pw")
+    with pytest.raises(engine.EngineError, match="imports nothing called `pyramid.castlefields`|PW703"):
+        program.parameters({"pyramid.castlefields.minimum_criteria": "1"})
+    assert only_pyramid.parameters({"castlefields.minimum_criteria": "1"})  # the pyramid imports it directly
