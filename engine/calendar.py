@@ -64,6 +64,22 @@ def shift(day: dt.date, amount: float, unit: str) -> dt.date:
     return add_months(day, months)
 
 
+def period_edges(end: dt.date, as_of: dt.date, start: dt.date, amount: float, unit: str) -> list[dt.date]:
+    """The edges of the periods of ``amount`` ``unit`` counted back from ``as_of`` that fit
+    after ``start``, newest first, beginning with ``end`` (the window's end): period k runs
+    from edges[k+1] to edges[k] (`lowest count per 3 months of ... in the last 12 months`).
+
+    >>> period_edges(dt.date(2024, 4, 1), dt.date(2024, 4, 1), dt.date(2023, 10, 1), 3, "months")
+    [datetime.date(2024, 4, 1), datetime.date(2024, 1, 1), datetime.date(2023, 10, 1)]
+    """
+    edges = [end]
+    while True:
+        nxt = shift(as_of, -amount * len(edges), unit)
+        if nxt < start:
+            return edges
+        edges.append(nxt)
+
+
 def birthday(birth: dt.date, year: int) -> dt.date:
     """The day someone born on ``birth`` has their birthday in ``year``:
     29 February becomes 1 March in a year without one.

@@ -314,7 +314,7 @@ class CompiledProtocol:
         if not self.tracing:
             # two plain numbers (a count, an amount) compare directly; ranges,
             # durations and unknowns take the general road
-            test = _INT_OPS[op]
+            test = PLAIN_OPERATORS[op]
 
             def numbers(ctx: Ctx):
                 a, b = left(ctx), right(ctx)
@@ -383,10 +383,10 @@ class CompiledProtocol:
             inner = self.condition(node.operand)
             return lambda item, ctx: k_not(inner(item, ctx))
         if isinstance(node, m.InValueSet):
-            codes_fn = self._x_ref(node.value_set)
             codes = self._constant_codes(node.value_set)
             if codes is not None:  # a code list is fixed: look it up once, not per item
                 return lambda item, ctx: code_key(item) in codes
+            codes_fn = self._x_ref(node.value_set)
             return lambda item, ctx: code_key(item) in codes_fn(ctx)
         if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target.startswith("attribute:") \
                 and node.op in ("=", "!=") and isinstance(node.right, m.Ref) and node.right.target.startswith("symbol:"):
@@ -506,6 +506,7 @@ class CompiledProtocol:
             return self._total_stay(node)
         source = self.expr(node.source)
         op, attr = node.op, node.attribute
+        plain_sum = op == "sum" and attr in _PLAIN_NUMBERS
 
         def aggregate(ctx: Ctx):
             items = source(ctx)
@@ -524,7 +525,6 @@ class CompiledProtocol:
                 if all(type(v) is float or type(v) is int or v is None for v in values):
                     return sum(float(v) for v in values if v is not None)  # as _attribute_aggregate adds them
             return _attribute_aggregate(op, attr, items, ctx.as_of)
-        plain_sum = op == "sum" and attr in _PLAIN_NUMBERS
         return aggregate
 
     def _total_stay(self, node: m.Aggregate) -> Fn:
@@ -560,12 +560,7 @@ class CompiledProtocol:
             if items is None or items.window is None or not isinstance(period, Qty):
                 return None
             lo, hi = items.window
-            edges = [hi]
-            while True:
-                nxt = cal.shift(ctx.as_of, -period.value * len(edges), period.unit)
-                if nxt < lo:
-                    break
-                edges.append(nxt)
+            edges = cal.period_edges(hi, ctx.as_of, lo, period.value, period.unit)
             periods = len(edges) - 1
             if periods == 0:
                 return None
@@ -699,7 +694,6 @@ class CompiledProtocol:
 
 _ONE_DAY = dt.timedelta(days=1)
 
-_INT_OPS = PLAIN_OPERATORS
 
 
 def _walk_exprs(decl: m.Decl):

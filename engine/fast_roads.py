@@ -30,9 +30,6 @@ from .values import PLAIN_OPERATORS, Qty
 if TYPE_CHECKING:
     from .evaluate import CompiledProtocol, Ctx, Fn
 
-_OPS = PLAIN_OPERATORS
-
-
 def fast_road(compiled: "CompiledProtocol", node: m.Expr, general: "Fn") -> "Fn | None":
     """A faster closure for ``node`` that falls back on ``general``, or None when
     the node has no fast road."""
@@ -45,7 +42,7 @@ def fast_road(compiled: "CompiledProtocol", node: m.Expr, general: "Fn") -> "Fn 
         if name is not None and node.period.unit in ("days", "weeks", "months", "years"):
             return _per_period(compiled, node, name, amount, general)
     if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target == "patient:age" \
-            and node.op in _OPS:
+            and node.op in PLAIN_OPERATORS:
         return _age_compare(compiled, node, general)
     return None
 
@@ -104,12 +101,7 @@ def _per_period(compiled: "CompiledProtocol", node: m.PerPeriod, name: str, amou
             return general(ctx)
         as_of = ctx.as_of
         lo = cal.shift(as_of, -q.value, q.unit)
-        edges = [as_of.isoformat()]  # newest first, as the general road counts them
-        while True:
-            nxt = cal.shift(as_of, -size * len(edges), unit)
-            if nxt < lo:
-                break
-            edges.append(nxt.isoformat())
+        edges = [e.isoformat() for e in cal.period_edges(as_of, as_of, lo, size, unit)]
         periods = len(edges) - 1
         if periods == 0:
             return None
@@ -127,7 +119,7 @@ def _per_period(compiled: "CompiledProtocol", node: m.PerPeriod, name: str, amou
 
 def _age_compare(compiled: "CompiledProtocol", node: m.Compare, general: "Fn") -> "Fn":
     right = compiled.expr(node.right)
-    test = _OPS[node.op]
+    test = PLAIN_OPERATORS[node.op]
 
     def age_compare(ctx: "Ctx"):
         birth = ctx.index.record.patient.birth_date
@@ -141,14 +133,14 @@ def _age_compare(compiled: "CompiledProtocol", node: m.Compare, general: "Fn") -
 def fast_condition(compiled: "CompiledProtocol", node: m.Expr, general: Callable) -> Callable | None:
     """A faster `where` test on one item for ``node``, falling back on ``general``, or None."""
     if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target == "attribute:duration" \
-            and node.op in _OPS:
+            and node.op in PLAIN_OPERATORS:
         return _duration_test(compiled, node, general)
     return None
 
 
 def _duration_test(compiled: "CompiledProtocol", node: m.Compare, general: Callable) -> Callable:
     right = compiled.expr(node.right)
-    test = _OPS[node.op]
+    test = PLAIN_OPERATORS[node.op]
     whole_units = cal.whole_units
 
     def duration_test(item, ctx: "Ctx"):

@@ -314,17 +314,14 @@ def _check_step(e: m.StepExpectation, protocol: m.Protocol, record, day: dt.date
     """Where the patient is on the pathway, worked out through the protocol that declares it
     (with the test's overrides of that protocol's parameters, pathway times included)."""
     from .pathway_state import state_of
+    from .timings import owner_of
 
-    ns, _, name = e.pathway.rpartition(".")
-    owner = protocol if not ns else next(u.protocol for u in protocol.uses if u.alias == ns)
-    own = {k: v for k, v in params.items() if "." not in k} if not ns else \
-        {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(ns + ".")}
-    state = state_of(_program(owner), owner.get(name), record, day, own or None, explain=False,
-                     population=population)
+    pathway, owner, own = owner_of(_program(protocol), e.pathway, params or None)
+    state = state_of(owner, pathway, record, day, own, explain=False, population=population)
     actual = ("not on it" if not state.on_pathway else
               f"at exit {state.exit}" if state.exit else f"at {state.step}")
     expected = {"step": f"at {e.name}", "exit": f"at exit {e.name}", "not_on": "not on it"}[e.at]
-    return Check(e.pathway, expected, actual, actual == expected, ns, kind="step")
+    return Check(e.pathway, expected, actual, actual == expected, e.pathway.rpartition(".")[0], kind="step")
 
 
 _STATE_WORDS = {"met": "met", "not_met": "not met", "unknown": "unknown"}

@@ -33,12 +33,6 @@ def date_of(p: r.PartialDate | None) -> DateR | None:
     return None if p is None else DateR(p.earliest, p.latest)
 
 
-def _encounters(kind: str, method: str | None = None) -> Callable[[r.PatientRecord], list]:
-    def pick(rec: r.PatientRecord) -> list:
-        return [e for e in rec.encounters if e.kind == kind and (method is None or e.method == method)]
-    return pick
-
-
 def _observations(kind: str | None, impaired: bool | None = None) -> Callable[[r.PatientRecord], list]:
     def pick(rec: r.PatientRecord) -> list:
         return [o for o in rec.observations
@@ -64,11 +58,11 @@ ENCOUNTER_COLLECTIONS: dict[str, tuple[str, str | None]] = {
     "community_contacts": ("community", None), "social_work_visits": ("social_work", None),
 }
 
-#: collection name -> how to pick its items from a record
+#: collection name -> how to pick its items from a record (the encounter collections are
+#: picked all together, in one pass over the encounters: RecordIndex._split_encounters)
 COLLECTIONS: dict[str, Callable[[r.PatientRecord], list]] = {
     "conditions": lambda rec: list(rec.conditions),
     "medications": lambda rec: list(rec.medications),
-    **{name: _encounters(kind, method) for name, (kind, method) in ENCOUNTER_COLLECTIONS.items()},
     "observations": _observations(None),
     "adl_impairments": _observations("adl", True),
     "iadl_impairments": _observations("iadl", True),
@@ -198,7 +192,7 @@ class RecordIndex:
     def collection(self, name: str) -> list:
         found = self._lists.get(name)
         if found is None:
-            if name in _ENCOUNTER_COLLECTIONS:
+            if name in ENCOUNTER_COLLECTIONS:
                 self._split_encounters()
                 return self._lists[name]
             found = self._lists[name] = COLLECTIONS[name](self.record)
@@ -206,7 +200,7 @@ class RecordIndex:
 
     def _split_encounters(self) -> None:
         """Every encounter collection in one pass over the encounters."""
-        lists = {name: [] for name in _ENCOUNTER_COLLECTIONS}
+        lists = {name: [] for name in ENCOUNTER_COLLECTIONS}
         for e in self.record.encounters:
             for name in _BY_KIND[e.kind, e.method]:
                 lists[name].append(e)
@@ -279,7 +273,6 @@ _BY_KIND: dict[tuple[str, str | None], tuple[str, ...]] = {
                           if k == kind and m in (None, method))
     for kind in ("admission", "ae", "outpatient", "gp", "community", "social_work")
     for method in ("emergency", "elective", "other", None)}
-_ENCOUNTER_COLLECTIONS = frozenset(ENCOUNTER_COLLECTIONS)
 
 
 def prepare(record: r.PatientRecord) -> RecordIndex:
@@ -287,7 +280,7 @@ def prepare(record: r.PatientRecord) -> RecordIndex:
     read, once. Pass the result to ``Program.evaluate`` in place of the record
     to evaluate several protocols, or several dates, without doing it again."""
     index = RecordIndex(record)
-    for name in COLLECTIONS:
+    for name in (*COLLECTIONS, *ENCOUNTER_COLLECTIONS):
         index.dated(name)
     for name in ASSESSED:
         index.dated("cleared:" + name)

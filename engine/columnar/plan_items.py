@@ -284,12 +284,7 @@ def _x_per_period(self, cp, path, node: m.PerPeriod) -> V:
     if items is None or items.window is None or not isinstance(period, Qty):
         return unknown()
     lo, hi = items.window
-    edges = [hi]
-    while True:
-        nxt = cal.shift(self.as_of, -period.value * len(edges), period.unit)
-        if nxt < lo:
-            break
-        edges.append(nxt)
+    edges = cal.period_edges(hi, self.as_of, lo, period.value, period.unit)
     periods = len(edges) - 1
     if periods == 0:
         return unknown()
