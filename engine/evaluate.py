@@ -8,6 +8,7 @@ node id, as cql-execution does; the fast one records nothing.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 from typing import Callable
@@ -17,7 +18,7 @@ from pathways import schema
 
 from . import calendar as cal
 from .fast_roads import fast_condition, fast_road
-from .record_index import ASSESSED, RecordIndex, attribute, code_key, item_date, patient_attribute
+from .record_index import ASSESSED, PLAIN_NUMBERS, RecordIndex, attribute, code_key, item_date, patient_attribute
 from .values import (
     PLAIN_OPERATORS, DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or,
     number_range,
@@ -506,7 +507,7 @@ class CompiledProtocol:
             return self._total_stay(node)
         source = self.expr(node.source)
         op, attr = node.op, node.attribute
-        plain_sum = op == "sum" and attr in _PLAIN_NUMBERS
+        plain_sum = op == "sum" and attr in PLAIN_NUMBERS
 
         def aggregate(ctx: Ctx):
             items = source(ctx)
@@ -726,10 +727,6 @@ def _inside(date, lo: dt.date, hi: dt.date, strict_lo: bool, strict_hi: bool) ->
     return False if out_low or out_high else None
 
 
-#: attributes held on items as plain numbers (a sum of them is a plain sum)
-_PLAIN_NUMBERS = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()
-                           for name, t in attrs.items() if t.base == "number" and t != schema.DURATION)
-
 #: attributes that are lengths of time, whatever the kind of item
 _DURATION_ATTRIBUTES = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()
                                  for name, t in attrs.items() if t == schema.DURATION)
@@ -890,7 +887,6 @@ def top_share(dist: list[float], value: float, share: float, in_group: bool = Tr
     >>> top_share([0, 0, 0], 0, 0.5)
     False
     """
-    import bisect
     if value <= dist[0]:
         return False
     at_least_as_high = len(dist) - bisect.bisect_left(dist, value) + (0 if in_group else 1)
@@ -903,5 +899,4 @@ def percentile_of(dist: list[float], value: float) -> float:
     >>> percentile_of([1, 2, 3, 4], 3)
     50.0
     """
-    import bisect
     return 100.0 * bisect.bisect_left(dist, value) / len(dist)

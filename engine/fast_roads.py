@@ -18,14 +18,17 @@ items themselves, which the general road collects.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from functools import lru_cache
 from typing import TYPE_CHECKING, Callable
 
 from pathways import model as m
 from pathways.records import Condition
 
 from . import calendar as cal
-from .record_index import ASSESSED
+from .record_index import ASSESSED, PLAIN_NUMBERS as plain_numbers
 from .values import PLAIN_OPERATORS, Qty
+
+window_text = cal.window_text
 
 if TYPE_CHECKING:
     from .evaluate import CompiledProtocol, Ctx, Fn
@@ -41,6 +44,10 @@ def fast_road(compiled: "CompiledProtocol", node: m.Expr, general: "Fn") -> "Fn 
         name, amount = _last_window_over_collection(node.source)
         if name is not None and node.period.unit in ("days", "weeks", "months", "years"):
             return _per_period(compiled, node, name, amount, general)
+    if isinstance(node, m.Aggregate) and (node.op == "count" or (node.op == "sum" and node.attribute in plain_numbers)):
+        found = _filter_over_collection(compiled, node.source)
+        if found is not None:
+            return _filtered(node.op, node.attribute, *found, general)
     if isinstance(node, m.Compare) and isinstance(node.left, m.Ref) and node.left.target == "patient:age" \
             and node.op in PLAIN_OPERATORS:
         return _age_compare(compiled, node, general)
@@ -56,6 +63,50 @@ def _last_window_over_collection(source: m.Expr) -> tuple[str | None, m.Expr | N
     return None, None
 
 
+def _filter_over_collection(compiled: "CompiledProtocol", source: m.Expr):
+    """(collection name, compiled `where` test) for ``COLLECTION where TEST``, written
+    in place or as a definition of this protocol; None for any other list."""
+    if isinstance(source, m.Ref) and source.target.startswith("decl:"):
+        name = source.target[5:]
+        decl = compiled.decls.get(name)
+        if not isinstance(decl, m.Definition) or name in compiled.ranked:
+            return None  # (a ranked definition must keep its check for a population)
+        source = decl.expr
+    if isinstance(source, m.Filter) and isinstance(source.source, m.Ref) \
+            and source.source.target.startswith("collection:"):
+        return source.source.target[11:], compiled.condition(source.condition)
+    return None
+
+
+def _filtered(op: str, attr: str | None, name: str, test: Callable, general: "Fn") -> "Fn":
+    """A count (or plain sum) of the items of a collection that pass a test, without
+    building the lists: the general road's answer whenever every item is seen for
+    sure on the as-of date and every test is decided."""
+    def filtered(ctx: "Ctx"):
+        sure, maybe = ctx.index.as_of(name, ctx.as_of)
+        if maybe:
+            return general(ctx)
+        picked = []
+        for item in sure:
+            holds = test(item, ctx)
+            if holds:
+                picked.append(item)
+            elif holds is None:
+                return general(ctx)
+        if op == "count":
+            return len(picked)
+        total = 0.0
+        for item in picked:
+            v = getattr(item, attr)
+            if v is None:
+                continue
+            if type(v) is not float and type(v) is not int:
+                return general(ctx)
+            total += v
+        return total
+    return filtered
+
+
 def _window_count(compiled: "CompiledProtocol", op: str, name: str, amount_node: m.Expr,
                   general: "Fn") -> "Fn":
     amount = compiled.expr(amount_node)
@@ -67,8 +118,7 @@ def _window_count(compiled: "CompiledProtocol", op: str, name: str, amount_node:
         q = amount(ctx)
         if not dated.exact or type(q) is not Qty:
             return general(ctx)
-        day = ctx.as_of.isoformat()
-        start = cal.shift(ctx.as_of, -q.value, q.unit).isoformat()
+        start, day = window_text(ctx.as_of, q.value, q.unit)
         days = dated.days
         n = bisect_right(days, day) - bisect_left(days, start)
         if op == "count":
@@ -99,9 +149,7 @@ def _per_period(compiled: "CompiledProtocol", node: m.PerPeriod, name: str, amou
         q = amount(ctx)
         if not dated.exact or type(q) is not Qty:
             return general(ctx)
-        as_of = ctx.as_of
-        lo = cal.shift(as_of, -q.value, q.unit)
-        edges = [e.isoformat() for e in cal.period_edges(as_of, as_of, lo, size, unit)]
+        edges = _period_text(ctx.as_of, q.value, q.unit, size, unit)
         periods = len(edges) - 1
         if periods == 0:
             return None
@@ -154,3 +202,11 @@ def _duration_test(compiled: "CompiledProtocol", node: m.Compare, general: Calla
         stop = as_of if end is None else min(end.earliest, as_of)
         return test(whole_units(start.earliest, stop, q.unit), q.value)
     return duration_test
+
+
+@lru_cache(maxsize=256)
+def _period_text(as_of, amount: float, amount_unit: str, size: float, unit: str) -> tuple[str, ...]:
+    """The edges of the periods of a window ending on the as-of date, as ISO text
+    (cached: every patient of a run asks for the same)."""
+    lo = cal.shift(as_of, -amount, amount_unit)
+    return tuple(e.isoformat() for e in cal.period_edges(as_of, as_of, lo, size, unit))

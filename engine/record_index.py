@@ -74,6 +74,11 @@ COLLECTIONS: dict[str, Callable[[r.PatientRecord], list]] = {
 }
 
 
+#: attributes held on items as plain numbers (a sum of them is a plain sum)
+PLAIN_NUMBERS = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()
+                          for name, t in attrs.items() if t.base == "number" and t != schema.DURATION)
+
+
 _DATE_FIELD = {r.Condition: "onset", r.Medication: "start", r.Encounter: "start"}
 
 
