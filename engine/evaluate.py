@@ -312,18 +312,17 @@ class CompiledProtocol:
                 right(ctx)  # (records the literal in a trace, for the explanation)
                 return (v is wanted) is same
             return is_recorded
-        if not self.tracing:
-            # two plain numbers (a count, an amount) compare directly; ranges,
-            # durations and unknowns take the general road
-            test = PLAIN_OPERATORS[op]
+        # two plain numbers (a count, an amount) compare directly; ranges,
+        # durations and unknowns take the general road (both sides are evaluated
+        # either way, so a trace records the same)
+        test = PLAIN_OPERATORS[op]
 
-            def numbers(ctx: Ctx):
-                a, b = left(ctx), right(ctx)
-                if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
-                    return test(a, b)
-                return compare(a, op, b, ctx.as_of)
-            return numbers
-        return lambda ctx: compare(left(ctx), op, right(ctx), ctx.as_of)
+        def numbers(ctx: Ctx):
+            a, b = left(ctx), right(ctx)
+            if (type(a) is int or type(a) is float) and (type(b) is int or type(b) is float):
+                return test(a, b)
+            return compare(a, op, b, ctx.as_of)
+        return numbers
 
     def _x_ago(self, node: m.Ago) -> Fn:
         if isinstance(node.amount, m.Ref):  # `stable_period ago`: the name's value, overrides included
