@@ -156,7 +156,9 @@ def walk_pathways(protocol: m.Protocol, program_of, record, day, overrides: dict
         pathways = owner.of_kind("pathway")
         if not pathways:
             continue
-        params = {k: v for k, v in overrides.items() if "." not in k} if not alias else \
+        # the root program takes every override, its imports' (`alias.name`) included; an
+        # import walked on its own program takes those under its alias, without the alias
+        params = dict(overrides) if not alias else \
             {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(alias + ".")}
         for pathway in pathways:
             try:

@@ -287,3 +287,29 @@ def test_the_coverage_walk_applies_timing_overrides(timed):
     assert seen[after.id] is True
     seen = walk_pathways(program.protocol, lambda _: program, waiting, D("2023-05-01"), {"response_period": "60 days"})
     assert seen[after.id] is False
+
+
+def test_the_coverage_walk_of_the_root_pathways_applies_overrides_of_its_imports(tmp_path):
+    # `inner.threshold = 3` changes an imported criterion that a step of the root's own pathway
+    # waits on: the walk of the root's pathways must see it, as the root's outcomes do
+    from engine.protocol_coverage import walk_pathways
+
+    (tmp_path / "inner.pw").write_text(
+        'protocol inner:\n  version "1"\n\noutcomes busy\n\n'
+        'parameter threshold "Admissions" = 2\n\n'
+        'criterion busy "Busy": count admissions in the last 12 months at least threshold\n')
+    (tmp_path / "root.pw").write_text(
+        'protocol root:\n  version "1"\n\nuses "inner.pw" as inner\n\noutcomes flagged\n\n'
+        'criterion admitted "Admitted": any admissions\n\n'
+        'criterion flagged "Flagged": inner.busy\n\n'
+        'pathway follow_up "Follow up":\n  entry when admitted\n'
+        '  step waiting "Waiting":\n    when inner.busy go to exit seen\n  exit seen "Seen"\n')
+    program = engine.load(tmp_path / "root.pw")
+    (to_exit,) = find_pathway(program.protocol, "follow_up").steps[0].transitions
+    twice = person()  # two admissions this year
+    day = D("2023-05-01")
+    assert program.evaluate(twice, day).values()["flagged"] is True
+    assert walk_pathways(program.protocol, lambda _: program, twice, day, {})[to_exit.id] is True
+    overrides = {"inner.threshold": "3"}
+    assert program.evaluate(twice, day, overrides).values()["flagged"] is False
+    assert walk_pathways(program.protocol, lambda _: program, twice, day, overrides)[to_exit.id] is False
