@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from lark import Token
@@ -80,6 +81,51 @@ _INVISIBLE = {"\u00a0": "a non-breaking space", "\ufeff": "a byte order mark", "
               "\r": "a carriage return"}
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+#: The words of terminals written as patterns, for "did you mean" (the others are their own text).
+_PATTERN_WORDS = {
+    "UNIT": ("day", "days", "week", "weeks", "month", "months", "year", "years"),
+    "IN_THE_LAST": ("in the last",), "AGG_OP": ("sum", "min", "max", "latest", "earliest"),
+    "PERIOD_OP": ("lowest", "highest", "average"), "ACTION_TIMING": ("within", "every"),
+    "DEFINE_KW": ("define", "criterion"),
+}
+
+
+def _phrases(expected: set[str]) -> set[str]:
+    """The words (or phrases: `in the last`) the parser would have taken here."""
+    out: set[str] = set()
+    for term in expected:
+        if term in _PATTERN_WORDS:
+            out.update(_PATTERN_WORDS[term])
+            continue
+        try:
+            pattern = _lark().get_terminal(term).pattern
+        except KeyError:
+            continue
+        if pattern.type == "str" and re.fullmatch(r"[a-z]+", pattern.value):
+            out.add(pattern.value)
+    return out
+
+
+def _slip(chunk: str, at: int, expected: set[str]) -> tuple[str, str] | None:
+    """(what was written, the expected word or phrase it is most likely a slip of), when one
+    is close: `12 monts` for `months`, `at lest` for `least`, `in the lst` for `in the last`.
+
+    Only the words the parser would have taken are candidates, so short words are allowed a
+    looser match than names are (`tpo` for `top`)."""
+    end = chunk.find("\n", at)
+    words = chunk[at:end if end >= 0 else len(chunk)].split()
+    # a phrase begun well and slipped later (`in the lst`): the parser stopped at its first word
+    begun = {p for ps in _PATTERN_WORDS.values() for p in ps if " " in p and words and p.split()[0] == words[0]}
+    best = None
+    for phrase in sorted(_phrases(expected) | begun):
+        written = " ".join(words[:phrase.count(" ") + 1])
+        if not written or written == phrase:
+            continue
+        score = difflib.SequenceMatcher(None, written, phrase).ratio()
+        if score >= 0.6 and (best is None or score > best[0]):
+            best = (score, written, phrase)
+    return None if best is None else best[1:]
 
 
 def _expected_text(expected: set[str]) -> str | None:
@@ -188,6 +234,13 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
             sink.error("PW103", "names are written in lower case", span,
                        help=f"write `{text.lower()}`" if _NAME.fullmatch(text.lower())
                        else "write names with lower-case letters, digits and `_`, e.g. `active_ltcs`")
+            return
+        slip = _slip(chunk, tok.start_pos, expected) if text[:1].isalpha() and tok.start_pos is not None else None
+        if slip is not None:
+            written, meant = slip
+            wide = m.Span(line=line, column=col, end_line=line, end_column=col + len(written), start=start,
+                          end=start + len(written))
+            sink.error("PW100", f"unexpected `{written}`", wide, help=f"did you mean `{meant}`?")
             return
         sink.error("PW100", f"unexpected {_describe_token(tok)}", span, help=_expected_text(expected))
         return
