@@ -26,7 +26,7 @@ from pathways.walk import depth as node_depth
 from .build import BuildModel
 from .diagnostics import Label, Sink
 from .statements import StatementCache
-from .syntax_errors import STATEMENT_WORDS, report_syntax_error
+from .syntax_errors import STATEMENT_WORDS, GluedWord, report_syntax_error
 
 #: Deeper statements are refused before any recursive pass sees them.
 MAX_DEPTH = 150
@@ -39,6 +39,22 @@ class _Indenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
+
+    def process(self, stream):
+        # The contextual lexer reads a word where only a keyword may come as that keyword
+        # and the rest (`65 years andd x` as `and` `d` `x`), which would report the wrong
+        # word or, worse, parse (`andlives_alone`). A word is never a keyword glued to a name.
+        prev = None
+        for tok in super().process(stream):
+            if prev is not None and tok.start_pos == prev.end_pos and prev.type not in _NOT_WORDS \
+                    and str(prev).isalpha() and (str(tok)[:1].isalpha() or str(tok)[:1] == "_"):
+                raise GluedWord(prev, tok)
+            yield tok
+            prev = tok
+
+
+#: Terminals that are not keywords (a keyword glued to a name is a misspelt word).
+_NOT_WORDS = frozenset({"NAME", "CODE", "STRING", "NUMBER", "INT", "DATE", "_NL", "_INDENT", "_DEDENT"})
 
 
 #: The parser's indentation tracker keeps its state on the one shared parser, so two

@@ -13,6 +13,17 @@ from pathways import model as m
 from .diagnostics import Sink, did_you_mean
 
 
+class GluedWord(UnexpectedToken):
+    """A keyword with a name glued to it (`andd`, `andlives_alone`): one word the
+    language does not know, reported as that word."""
+
+    def __init__(self, keyword: Token, rest: Token):
+        word = Token("NAME", str(keyword) + str(rest), start_pos=keyword.start_pos, line=keyword.line,
+                     column=keyword.column, end_line=rest.end_line, end_column=rest.end_column, end_pos=rest.end_pos)
+        super().__init__(word, {keyword.type})
+        self.keyword, self.rest = str(keyword), str(rest)
+
+
 def _lark():
     from .parser import _lark as build_parser  # the parser module imports this one
     return build_parser()
@@ -189,6 +200,15 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
             sink.error("PW101", f"an invisible character ({name}) is not allowed here", span,
                        help="delete it and type a plain space if one is needed; such characters often come "
                             "from text copied out of a web page or a word processor")
+        return
+    if isinstance(exc, GluedWord):
+        tok, word = exc.token, str(exc.token)
+        start = tok.start_pos + pos
+        span = m.Span(line=tok.line + lines, column=tok.column, end_line=tok.line + lines,
+                      end_column=tok.column + len(word), start=start, end=start + len(word))
+        sink.error("PW100", f"unexpected `{word[:30]}`", span,
+                   help=did_you_mean(word, [exc.keyword])
+                   or f"if you meant `{exc.keyword}` and then `{exc.rest}`, put a space between them")
         return
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
