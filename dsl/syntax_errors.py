@@ -118,25 +118,48 @@ def _phrases(expected: set[str]) -> set[str]:
     return out
 
 
-def _slip(chunk: str, at: int, expected: set[str]) -> tuple[str, str] | None:
-    """(what was written, the expected word or phrase it is most likely a slip of), when one
-    is close: `12 monts` for `months`, `at lest` for `least`, `in the lst` for `in the last`.
+#: Everyday words for what the language writes otherwise: (the word, the language's first word) ->
+#: the help. Named only where the language's word could come.
+_EVERYDAY = {
+    ("over", "more"): "write `more than` (or `at least` if the value itself counts)",
+    ("above", "more"): "write `more than` (or `at least` if the value itself counts)",
+    ("greater", "more"): "write `more than`", ("exceeds", "more"): "write `more than`",
+    ("exceeding", "more"): "write `more than`",
+    ("under", "less"): "write `less than` (or `at most` if the value itself counts)",
+    ("below", "less"): "write `less than` (or `at most` if the value itself counts)",
+    ("equals", "is"): "write `is`", ("equal", "is"): "write `is`",
+}
 
-    Only the words the parser would have taken are candidates, so short words are allowed a
-    looser match than names are (`tpo` for `top`)."""
+
+def _slip(chunk: str, at: int, expected: set[str]) -> tuple[str, str] | None:
+    """(what was written, a help line naming what to write), when it is close to a word the
+    parser would have taken: `12 monts` for `months`, `at lest` for `least`, `in the lst`
+    for `in the last`.
+
+    Only the words the parser would have taken are candidates; everyday words for them
+    (`over` for `more than`) are named too."""
     end = chunk.find("\n", at)
     words = chunk[at:end if end >= 0 else len(chunk)].split()
     # a phrase begun well and slipped later (`in the lst`): the parser stopped at its first word
     begun = {p for ps in _PATTERN_WORDS.values() for p in ps if " " in p and words and p.split()[0] == words[0]}
+    phrases = _phrases(expected) | begun
+    if words:
+        for (word, first), help_line in _EVERYDAY.items():
+            if words[0] == word and first in phrases:
+                # `greater than` is replaced whole, `over` alone
+                return " ".join(words[:2]) if words[1:2] == ["than"] else word, help_line
+    # (a slip of a word: the closest, if close enough)
     best = None
-    for phrase in sorted(_phrases(expected) | begun):
+    for phrase in sorted(phrases):
         written = " ".join(words[:phrase.count(" ") + 1])
         if not written or written == phrase:
             continue
         score = difflib.SequenceMatcher(None, written, phrase).ratio()
-        if score >= 0.6 and (best is None or score > best[0]):
+        if sorted(written) == sorted(phrase):
+            score = max(score, 0.9)  # letters swapped: `tpo` for `top`
+        if score >= 0.7 and (best is None or score > best[0]):
             best = (score, written, phrase)
-    return None if best is None else best[1:]
+    return None if best is None else (best[1], f"did you mean `{best[2]}`?")
 
 
 def _expected_text(expected: set[str]) -> str | None:
@@ -257,10 +280,10 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
             return
         slip = _slip(chunk, tok.start_pos, expected) if text[:1].isalpha() and tok.start_pos is not None else None
         if slip is not None:
-            written, meant = slip
+            written, help_line = slip
             wide = m.Span(line=line, column=col, end_line=line, end_column=col + len(written), start=start,
                           end=start + len(written))
-            sink.error("PW100", f"unexpected `{written}`", wide, help=f"did you mean `{meant}`?")
+            sink.error("PW100", f"unexpected `{written}`", wide, help=help_line)
             return
         sink.error("PW100", f"unexpected {_describe_token(tok)}", span, help=_expected_text(expected))
         return
