@@ -285,6 +285,19 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
                           end=start + len(written))
             sink.error("PW100", f"unexpected `{written}`", wide, help=help_line)
             return
+        before = chunk[:tok.start_pos].split()[-2:] if tok.start_pos is not None else []
+        if before == ["count", "of"]:
+            # `count of admissions`: `of` was read as the name of a list
+            sink.error("PW100", "`count` is followed by the list itself, without `of`",
+                       _chunk_span(chunk, chunk.rfind("of", 0, tok.start_pos), lines, pos, width=2),
+                       help=f"write `count {text[:30]}`")
+            return
+        if text == "of" and before[-1:] == ["number"]:
+            after = chunk[tok.end_pos:].split()[:1] if tok.end_pos is not None else []
+            listed = after[0] if after and _NAME.fullmatch(after[0]) else "admissions"
+            sink.error("PW100", "unexpected `of`", span,
+                       help=f"write `count {listed}` for the number of {listed.replace('_', ' ')}")
+            return
         sink.error("PW100", f"unexpected {_describe_token(tok)}", span, help=_expected_text(expected))
         return
     if isinstance(exc, UnexpectedEOF):
