@@ -102,6 +102,16 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+async def until(pilot, condition, seconds: float = 10.0) -> bool:
+    """Let the app run until ``condition()`` holds (True) or ``seconds`` pass (False): waiting
+    for a check in a worker, not timing it (a busy machine runs it late)."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        await pilot.pause(0.05)
+    return condition()
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -165,6 +175,7 @@ def test_typing_an_error_shows_it_in_the_problems_list_and_fixing_it_clears_it(t
             editor.cursor_location = (row, len('  level 1 "Supported self care": ltc_count'))
             await pilot.press("x", "y")  # ltc_countxy: a name that does not exist
             await pilot.pause(0.4)  # past the debounce
+            assert await until(pilot, lambda: app.edit.last.text == editor.text)
             texts = problem_texts(app)
             assert any("unknown name `ltc_countxy`" in t and t.startswith(f"{row + 1}:") for t in texts), texts
             assert any("did you mean `ltc_count`" in t for t in texts)
@@ -180,6 +191,7 @@ def test_typing_an_error_shows_it_in_the_problems_list_and_fixing_it_clears_it(t
             editor.cursor_location = (row, len('  level 1 "Supported self care": ltc_countxy'))
             await pilot.press("backspace", "backspace")
             await pilot.pause(0.4)
+            assert await until(pilot, lambda: app.edit.last.text == editor.text)
             assert problem_texts(app) == []
             assert app.edit.editor.diagnostic_ranges == {}
             assert not app.edit.dirty  # back to the saved text

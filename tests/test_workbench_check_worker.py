@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("textual")
 
-from test_workbench import FRAILTY, make_app, make_folder, problem_texts, run, settle  # noqa: E402
+from test_workbench import FRAILTY, make_app, make_folder, problem_texts, run, settle, until  # noqa: E402
 
 ROW = FRAILTY.split("\n").index("  level 1 \"Supported self care\": ltc_count at least 1")
 AT = len('  level 1 "Supported self care": ltc_count')
@@ -34,8 +34,9 @@ def test_typing_goes_on_while_a_check_runs_and_only_the_latest_text_is_shown(tmp
             editor = app.edit.editor
             editor.cursor_location = (ROW, AT)
             await pilot.press("x")
-            await pilot.pause(0.3)  # past the debounce: the check of "...ltc_countx" is running
-            assert started.is_set()
+            # past the debounce: the check of "...ltc_countx" is running (waited for, not timed:
+            # a busy machine starts the worker late)
+            assert await until(pilot, started.is_set)
             before = app.edit.last
             await pilot.press("y")  # the editor takes keys while that check waits
             assert editor.document.get_line(ROW).startswith('  level 1 "Supported self care": ltc_countxy')
@@ -43,7 +44,8 @@ def test_typing_goes_on_while_a_check_runs_and_only_the_latest_text_is_shown(tmp
             await pilot.pause(0.3)
             release.set()
             await settle(pilot)
-            assert app.edit.last.text == editor.text  # the latest text's problems, not the held check's
+            # the latest text's problems, not the held check's
+            assert await until(pilot, lambda: app.edit.last.text == editor.text)
             texts = problem_texts(app)
             assert any("unknown name `ltc_countxy`" in t for t in texts), texts
             assert not any("`ltc_countx`" in t for t in texts), texts

@@ -15,7 +15,7 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from textual.widgets import Input, ListView, Select  # noqa: E402
 
-from test_workbench import FRAILTY, make_app, make_folder, settle  # noqa: E402
+from test_workbench import FRAILTY, make_app, make_folder, settle, until  # noqa: E402
 from tui.workbench.workbench_tests import runner  # noqa: E402
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
@@ -41,6 +41,7 @@ async def _type_an_error(pilot) -> None:
     editor.cursor_location = (row, len('  level 1 "Supported self care": ltc_count'))
     await pilot.press("x")
     await pilot.pause(0.4)
+    assert await until(pilot, lambda: pilot.app.edit.last.text == editor.text)
 
 
 async def _tab(pilot, key: str) -> None:
