@@ -171,8 +171,9 @@ def lookup(unit: Unit, ref: m.Ref) -> str | None:
     return None
 
 
-def report_unknown(unit: Unit, ref: m.Ref, extra: tuple[str, ...] = ()) -> None:
-    """Report a name nothing declares, once per name and file."""
+def report_unknown(unit: Unit, ref: m.Ref, extra: tuple[str, ...] = (), declare: str | None = None) -> None:
+    """Report a name nothing declares, once per name and file. ``declare``: how to declare
+    it, where the place it is used says what it must be (a code list after `code in`)."""
     key = (ref.namespace, ref.name)
     if key in unit.unknown:
         return
@@ -194,7 +195,7 @@ def report_unknown(unit: Unit, ref: m.Ref, extra: tuple[str, ...] = ()) -> None:
     else:
         unit.sink.error("PW201", f"unknown name `{ref.name}`", ref.span,
                         help=did_you_mean(ref.name, [*_known(unit), *extra])
-                        or "check the spelling, or declare it with `define`, `criterion` or `parameter`")
+                        or declare or "check the spelling, or declare it with `define`, `criterion` or `parameter`")
 
 
 def _deferred(decl: m.Decl) -> set[int]:

@@ -324,6 +324,10 @@ class Checker:
             hint = None
             if item is not None and isinstance(e, m.Ref):
                 hint = "inside `where`, compare an attribute with a value, e.g. `status is active`"
+            elif t.base == "list":
+                hint = f"`any {_operand(e)}` is true when there is at least one"
+            elif _is_number(t):
+                hint = f"compare it with a value, e.g. `{_operand(e)} at least 1`"
             self.sink.error("PW304", f"{what} needs true/false, but this is {_a(t)}", e.span, help=hint)
 
     def _binary(self, e: m.Binary, item, sym):
@@ -386,12 +390,19 @@ class Checker:
                                 help=self._compare_hint(e.right, left, right))
             return BOOL
         if left.base == "list" or right.base == "list":
+            listed, other = (e.left, e.right) if left.base == "list" else (e.right, e.left)
             self.sink.error("PW306", f"cannot compare a list of items with `{word}`", e.span,
-                            help="count them first: `count conditions ... at least 4`")
+                            help=f"count them first: `count {_operand(listed)} {word} {_operand(other)}`"
+                            if listed is e.left else "count them first: `count conditions ... at least 4`")
             return BOOL
         if left != right:
-            hint = 'compare text with text in double quotes, e.g. `practice is "Y01234"`' \
-                if TEXT in (left, right) else "both sides must be the same kind of value"
+            if TEXT in (left, right):
+                hint = 'compare text with text in double quotes, e.g. `practice is "Y01234"`'
+            elif left == BOOL and not isinstance(e.left, m.Compare):
+                shown = _operand(e.left)
+                hint = f"`{shown}` is true or false: write `{shown}` alone, or `{shown} is false`"
+            else:
+                hint = "both sides must be the same kind of value"
             self.sink.error("PW301", f"cannot compare {_a(left)} with {_a(right)}", e.span, help=hint)
             return BOOL
         if e.op not in ("=", "!=") and left.base not in ("date",):
@@ -416,7 +427,8 @@ class Checker:
         self._attribute(e.attribute, item, e.span)
         target = lookup(self.unit, e.value_set)
         if target is None:
-            report_unknown(self.unit, e.value_set)
+            report_unknown(self.unit, e.value_set, declare=f'check the spelling, or declare the code list: '
+                           f'`codes {e.value_set.name} "…":` with its codes on the lines under it')
             return BOOL
         self.unit.targets[id(e.value_set)] = target
         t = self._ref(e.value_set, None, None)
@@ -626,3 +638,10 @@ def typecheck(unit: Unit) -> None:
             checker.check_test(decl)
         else:
             checker.decl_type(unit, decl.name)
+
+
+def _operand(e: m.Expr) -> str:
+    """An expression as written, in brackets when it would not read as one operand."""
+    from .formatter import expr_to_text
+    text = expr_to_text(e)
+    return text if isinstance(e, (m.Ref, m.Window, m.Aggregate, m.Quantity)) else f"({text})"

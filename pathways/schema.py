@@ -25,7 +25,8 @@ class Type:
             return {"count": "number", "duration": "duration", "gbp": "amount of money (GBP)",
                     "percent": "percentage"}.get(self.detail, "number")
         if self.base == "list":
-            return f"list of {self.detail.replace('_', ' ')}"
+            kind = self.detail.replace("_", " ")
+            return f"list of {kind}" if kind.endswith("s") else f"list of {kind}s"
         if self.base == "symbol":
             return f"{self.detail.replace('_', ' ')}"
         return {"bool": "true/false", "date": "date", "text": "text",
