@@ -144,7 +144,11 @@ def check_test_parts(unit: Unit, test: m.ProtocolTest) -> None:
         help_ = p.help
         if p.code == "PW803" and p.word is not None:  # suggest a code list with a name like the one written
             written = (p.fact.verb, *p.fact.args)[p.word]
-            help_ = did_you_mean(written, _code_lists(unit)) or help_
+            lists = _code_lists(unit)
+            # a list of an import written without its alias (`copd` for `conditions.copd`)
+            imported = [name for name in lists if name.rpartition(".")[2] == written and name != written]
+            help_ = (f"did you mean {' or '.join(f'`{name}`' for name in imported)}?" if imported else None) \
+                or did_you_mean(written, lists) or help_
         unit.sink.error(p.code, p.message, word_span(unit, p.fact, p.word), help=help_)
     for e in test.lists:
         _check_list(unit, e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 
@@ -162,6 +163,33 @@ def _slip(chunk: str, at: int, expected: set[str]) -> tuple[str, str] | None:
     return None if best is None else (best[1], f"did you mean `{best[2]}`?")
 
 
+_DATE_LIKE = re.compile(r"(?<![\w.-])(\d{1,4})([-/.])(\d{1,2})\2(\d{1,4})(?![\w.-])")
+
+
+def date_like(text: str, at: int) -> tuple[int, str, str] | None:
+    """(where, the text, a help line) for a date written another way around the position:
+    `1945-5-1`, `01/05/1945` (day first, as in the UK).
+
+    >>> date_like("born 01/05/1945", 7), date_like("born 1945-5-1", 9)
+    ((5, '01/05/1945', 'write it as `1945-05-01`'), (5, '1945-5-1', 'write it as `1945-05-01`'))
+    >>> date_like("born 31/02/1945", 5)[2]
+    'there is no such day; write dates as YYYY-MM-DD, e.g. `1945-05-01`'
+    """
+    for match in _DATE_LIKE.finditer(text):
+        if match.start() <= at < match.end():
+            a, _, b, c = match.groups()
+            day_first = len(c) == 4
+            if len(a) != 4 and not day_first:
+                return match.start(), match.group(), "write the year in full, e.g. `1945-05-01`"
+            year, month, day = (int(c), int(b), int(a)) if day_first else (int(a), int(b), int(c))
+            try:
+                iso = dt.date(year, month, day).isoformat()
+            except ValueError:
+                return match.start(), match.group(), "there is no such day; write dates as YYYY-MM-DD, e.g. `1945-05-01`"
+            return match.start(), match.group(), f"write it as `{iso}`"
+    return None
+
+
 def _expected_text(expected: set[str]) -> str | None:
     terms = {t for t in expected if not t.startswith("__")}
     words = []
@@ -284,6 +312,13 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
             wide = m.Span(line=line, column=col, end_line=line, end_column=col + len(written), start=start,
                           end=start + len(written))
             sink.error("PW100", f"unexpected `{written}`", wide, help=help_line)
+            return
+        date = date_like(chunk, tok.start_pos) if tok.start_pos is not None else None
+        if date is not None:
+            at, written, help_line = date
+            sink.error("PW100", f"`{written}` is not a date the language reads: dates are written "
+                       "year-month-day (YYYY-MM-DD)", _chunk_span(chunk, at, lines, pos, width=len(written)),
+                       help=help_line)
             return
         before = chunk[:tok.start_pos].split()[-2:] if tok.start_pos is not None else []
         if before == ["count", "of"]:

@@ -15,6 +15,7 @@ from pathways import schema
 from pathways.schema import BOOL, COUNT, DATE, DURATION, PERCENT, TEXT, UNKNOWN, Type
 
 from .diagnostics import did_you_mean
+from .syntax_errors import date_like
 from .resolve import PLACEHOLDER, lookup, name_span, report_unknown
 from .unit import Unit
 
@@ -208,7 +209,13 @@ class Checker:
         if _is_number(got) and _is_number(want):
             self._unit_mismatch(expr, want, got)
             return
-        self.sink.error("PW300", f"{what} must be {_a(want)}, but this is {_a(got)}", expr.span)
+        hint = None
+        if want == DATE and expr.span.end > expr.span.start:
+            # `after 01/04/2023` reads as `(... after 01) / 04 / 2023`: say how dates are written
+            rest = self.unit.source[expr.span.start:].split("\n", 1)[0]
+            found = date_like(rest, 0)
+            hint = f"`{found[1]}` is not read as a date: {found[2]}" if found else None
+        self.sink.error("PW300", f"{what} must be {_a(want)}, but this is {_a(got)}", expr.span, help=hint)
 
     def _unit_mismatch(self, expr: m.Expr, want: Type, got: Type) -> None:
         hint = {"duration": "write a duration, e.g. `12 months`",
