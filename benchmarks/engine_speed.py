@@ -313,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [1000, 5000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     wall = time.perf_counter()
     print(f"engine speed: Python {sys.version.split()[0]}, pid {os.getpid()}, as of {AS_OF}, seed {SEED}")
+    print(f"evaluator: {engine.EVALUATOR} (PATHWAYS_PURE_PYTHON=1 for the pure modules; engine/_compiled.py)")
     # The memory runs go first, in child processes, while this one generates the
     # records for the timings (generation is not timed); the timings wait for them.
     wait_memory = None if args.no_memory else start_memory(sizes, args.memory_workers)

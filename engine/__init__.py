@@ -11,9 +11,14 @@ from pathlib import Path
 
 from pathways import model as m
 
-from .evaluate import EngineError, PopulationRequired
-from .program import Program, Result
-from .record_index import RecordIndex, prepare
+from ._compiled import choose as _choose
+
+#: how the evaluator runs: "compiled", or "pure Python (why)" (see engine/_compiled.py)
+EVALUATOR = _choose()
+
+from .evaluate import EngineError, PopulationRequired  # noqa: E402 - after the choice above
+from .program import Program, Result  # noqa: E402
+from .record_index import RecordIndex, prepare  # noqa: E402
 
 
 class ProtocolError(EngineError):
@@ -42,5 +47,5 @@ def compile(protocol: m.Protocol) -> Program:  # noqa: A001 - the API's name for
     return Program(protocol)
 
 
-__all__ = ["EngineError", "PopulationRequired", "Program", "ProtocolError", "RecordIndex", "Result", "compile", "load",
+__all__ = ["EVALUATOR", "EngineError", "PopulationRequired", "Program", "ProtocolError", "RecordIndex", "Result", "compile", "load",
            "prepare"]
