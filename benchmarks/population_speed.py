@@ -27,10 +27,12 @@ Runs (each in a fresh subprocess; wall time and the child's peak RSS):
   one-core figure; reading the Parquet tables is counted, so the figure is
   conservative).
 Figures: patients/s over wall time, including reading the Parquet tables (and, for
-the compiled runs, importing the engine and compiling the protocol). After each
-size, every compiled run's wall time over the best hand-written baseline's of the
-same run (the ratio the issue's target is about; the machine is shared, so ratios
-move less than absolute figures), and for JSON lines their average size.
+the compiled runs, importing the engine and compiling the protocol), and the
+child's CPU seconds (all its threads). After each size, every compiled run's wall
+time over the best hand-written baseline's of the same run (the ratio the issue's
+target is about; the machine is shared, so ratios move less than absolute
+figures), the same for CPU time (which moves least with the machine's load), and
+for JSON lines their average size.
 ``--runs hand,polars,...`` picks runs (default: all). ``BENCH_MEMORY_LIMIT=2.5GB`` in
 the environment holds the compiled runs' DuckDB to that much memory (it spills to disk).
 """
@@ -195,7 +197,7 @@ def polars_baseline(data: str, out: str) -> None:
 def child(kind: str, data: str, out: str) -> None:
     """One measured run (in its own process)."""
     import duckdb
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), os.times()
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false").fetchall()
     if kind == "hand":
@@ -219,9 +221,11 @@ def child(kind: str, data: str, out: str) -> None:
         register_tables(con, data)
         write(con, plan, out, "json" if kind.endswith("json") else "parquet")
     wall = time.perf_counter() - start
+    ended = os.times()  # every thread of this process (DuckDB's, polars')
+    cpu = ended.user - cpu_start.user + ended.system - cpu_start.system
     n = con.execute(f"SELECT COUNT(*) FROM read_parquet('{data}/patients.parquet')").fetchall()[0][0]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"n": n, "wall": wall, "rss_mb": rss_mb}))
+    print(json.dumps({"n": n, "wall": wall, "cpu": cpu, "rss_mb": rss_mb}))
 
 
 RUNS = {"hand": "duckdb hand SQL", "polars": "polars hand query", "compiled": "compiled pyramid",
@@ -252,34 +256,38 @@ def main() -> None:
     t = time.perf_counter()
     make_base(base, args.base)
     print(f"base population: {args.base:,} patients ({time.perf_counter() - t:.1f} s)", flush=True)
-    print(f"{'patients':>11} {'run':<26} {'wall s':>8} {'patients/s':>12} {'peak RSS MB':>12}")
+    print(f"{'patients':>11} {'run':<26} {'wall s':>8} {'patients/s':>12} {'peak RSS MB':>12} {'CPU s':>7}")
     for size in (int(s) for s in args.sizes.split(",")):
         data = work / f"pop-{size}"
         replicate(base, data, size, args.base)
         walls: dict[str, float] = {}
+        cpus: dict[str, float] = {}
         for kind in args.runs.split(","):
             label = RUNS[kind]
             out = work / f"out-{size}-{kind}.{'jsonl' if kind.endswith('json') else 'parquet'}"
             r = measure(kind, data, out)
-            walls[kind] = r["wall"]
+            walls[kind], cpus[kind] = r["wall"], r["cpu"]
             extra = ""
             if kind.endswith("json"):
                 extra = f"  ({out.stat().st_size / r['n']:,.0f} bytes a line)"
             print(f"{r['n']:>11,} {label:<26} {r['wall']:>8.2f} {r['n'] / r['wall']:>12,.0f} {r['rss_mb']:>12,.0f}"
-                  f"{extra}", flush=True)
+                  f" {r['cpu']:>7.2f}{extra}", flush=True)
             os.remove(out)
-        print_ratios(walls)
+        print_ratios(walls, cpus)
 
 
-def print_ratios(walls: dict[str, float]) -> None:
+def print_ratios(walls: dict[str, float], cpus: dict[str, float]) -> None:
     """Each compiled run's wall time over the best hand-written baseline's of the same size, measured
-    in the same run (the machine is shared: absolute figures move with its load, ratios less)."""
+    in the same run (the machine is shared: absolute figures move with its load, ratios less), and
+    its CPU time over that baseline's (CPU seconds move least with the load: a run that waits for a
+    core is slower but not busier)."""
     best = min((walls[k], k) for k in ("hand", "polars") if k in walls) if {"hand", "polars"} & set(walls) else None
     if best is None:
         return
     for kind in ("compiled", "json", "cf1", "cf1json"):
         if kind in walls:
-            print(f"{'':>11} {RUNS[kind] + ' / ' + RUNS[best[1]]:<52} {walls[kind] / best[0]:>6.2f} x", flush=True)
+            print(f"{'':>11} {RUNS[kind] + ' / ' + RUNS[best[1]]:<52} {walls[kind] / best[0]:>6.2f} x"
+                  f"   (CPU {cpus[kind] / cpus[best[1]]:.2f} x)", flush=True)
 
 
 if __name__ == "__main__":

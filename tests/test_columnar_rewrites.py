@@ -101,11 +101,13 @@ def test_typed_parquet_columns_read_as_the_text_of_the_same_cells(tmp_path):
 
 
 def test_scoped_passes_give_the_per_patient_results(tmp_path):
-    """The pyramid's plan reads only the encounter and observation kinds its lists name; the
-    results still equal the per-patient engine's on a population with every kind."""
+    """The pyramid's plan reads only the encounter and observation kinds its lists name, and only
+    active medications; the results still equal the per-patient engine's on a population with
+    every kind and status."""
     program = engine.load("library/ltc_pyramid.pw")
     plan = compile_plan(program, "2024-04-01")
-    assert "FROM t_encounters WHERE (kind = 'admission' OR" in plan.sql
+    assert "FROM t_encounters WHERE ((kind = 'admission') OR" in plan.sql
+    assert "FROM t_medications WHERE ((status = 'active'))" in plan.sql  # every list of them is active
     assert "WHERE kind = 'admission' AND" in plan.sql  # the total stay reads admissions only
     records = list(generate(400, seed=8, as_of="2024-04-01"))
     write_tables(records, tmp_path, "parquet")
@@ -197,7 +199,8 @@ def test_counts_per_period_and_windows_as_numbers_agree(tmp_path, as_of):
 def test_code_lists_by_mask_give_what_in_lists_give(tmp_path, monkeypatch):
     """Codes tested through one join with the lists' codes (a bit per list) against the plain
     ``code IN (...)``, on every column of the pyramid, with rows whose code or system is empty
-    (read here without the data check, which would refuse them)."""
+    (read here without the data check, which would refuse them). With the mask, the conditions
+    pass also skips rows in none of its lists (plan_items._code_list_scope); with IN it reads all."""
     import pyarrow.parquet as pq
     from engine.columnar.plan import Compiler
 
@@ -212,6 +215,8 @@ def test_code_lists_by_mask_give_what_in_lists_give(tmp_path, monkeypatch):
     program = engine.load("library/ltc_pyramid.pw")
     masked = compile_plan(program, "2024-04-01")
     assert "codes_mask" in masked.sql and "code IN (" not in masked.sql
+    assert "WHERE (((codes_mask IS NULL OR (codes_mask & 1) <> 0) AND" in masked.sql  # the pass skips
+    # rows in no list; a row with no code may be in one
     monkeypatch.setattr(Compiler, "code_list_bit", lambda self, table, system, codes: None)
     plain = compile_plan(program, "2024-04-01")
     assert "codes_mask" not in plain.sql and "code IN (" in plain.sql
@@ -225,3 +230,82 @@ def test_a_table_with_more_code_lists_than_mask_bits_tests_the_rest_with_in():
     bits = [compiler.code_list_bit("conditions", "snomed", (str(i),)) for i in range(64)]
     assert bits[:62] == list(range(62)) and bits[62:] == [None, None]
     assert compiler.code_list_bit("conditions", "snomed", ("5",)) == 5  # the same list, the same bit
+
+
+@pytest.mark.parametrize("protocol", ["library/ltc_pyramid.pw", "edges"])
+def test_sums_over_their_own_kinds_give_what_sums_over_the_whole_pass_give(tmp_path, monkeypatch, protocol):
+    """A table pass reads every kind some list reads; each sum is computed only on rows of its own
+    kinds (``SUM(CASE WHEN kind = 'gp' THEN ...)``). Every column is the same as with each sum over
+    every row of the pass, on edge-dated items (some known only to the month or the year)."""
+    from engine.columnar.plan import Compiler
+
+    if protocol == "edges":
+        protocol = tmp_path / "edges.pw"
+        protocol.write_text(EDGES_PROTOCOL, encoding="utf-8")
+    write_tables(_edge_dated(generate(200, seed=17, as_of="2024-04-01")), tmp_path / "t", "parquet")
+    program = engine.load(protocol)
+    scoped = compile_plan(program, "2024-04-01")
+    assert "SUM(CASE WHEN (kind = 'gp') THEN" in scoped.sql
+    monkeypatch.setattr(Compiler, "_scoped", lambda self, sql, alias, table_scope: sql)
+    whole = compile_plan(program, "2024-04-01")
+    assert "SUM(CASE WHEN kind" not in whole.sql
+    got = [duckdb_backend.run(p, tmp_path / "t").to_pylist() for p in (scoped, whole)]
+    assert got[0] == got[1] and len(got[0]) == 200
+
+
+SCOPES_PROTOCOL = '''protocol scopes:
+  version "1.0.0"
+  title "Filters that narrow a table pass"
+  status active
+
+outcomes a, b, c, d, f, g
+
+define a "Active medicines": count medications where status is active
+define b "Long active medicines": count medications where status is active and duration at least 6 months
+define c "Medicines not stopped": count medications where not status is stopped
+define d "Active or resolved conditions": count conditions where status is active or status is resolved
+define f "Cost of stopped medicines": sum monthly_cost of medications where status is stopped
+define g "Active conditions in a year": count conditions where status is active in the last 12 months
+'''
+
+
+@pytest.mark.parametrize("protocol", ["scopes", "library/ltc_pyramid.pw"])
+def test_a_where_on_a_status_narrows_the_pass_and_changes_nothing(tmp_path, monkeypatch, protocol):
+    """`where status is active` (a column never empty: a blank status is active) makes a row of
+    another status out of the list, never maybe in it, so the pass may skip such rows or leave
+    them out of that list's sum; `or` and `not` narrow nothing. Every column is the same as without
+    the narrowing, with blank, active and other statuses and imprecise dates, and the same as the
+    per-patient engine's."""
+    from test_columnar import differences
+
+    from engine.columnar import plan_items
+
+    if protocol == "scopes":
+        protocol = tmp_path / "scopes.pw"
+        protocol.write_text(SCOPES_PROTOCOL, encoding="utf-8")
+    records = _edge_dated(generate(200, seed=23, as_of="2024-04-01"))
+    write_tables(records, tmp_path / "t", "csv")
+    path = tmp_path / "t" / "medications.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    column = lines[0].split(",").index("status")
+    for i in range(1, len(lines), 5):  # some statuses left blank: the default, active
+        cells = lines[i].split(",")
+        cells[column] = ""
+        lines[i] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    program = engine.load(protocol)
+    narrowed = compile_plan(program, "2024-04-01")
+
+    def narrows(sql: str) -> bool:
+        return "CASE WHEN (status = 'active') THEN" in sql or "WHERE ((status = 'active'))" in sql
+    assert narrows(narrowed.sql)
+    if "scopes" in str(protocol):
+        assert "t_medications WHERE" not in narrowed.sql  # `not stopped` reads every status
+    monkeypatch.setattr(plan_items, "_filter_scopes", lambda *args: [])
+    whole = compile_plan(program, "2024-04-01")
+    assert not narrows(whole.sql)
+    got = [duckdb_backend.run(p, tmp_path / "t").to_pylist() for p in (narrowed, whole)]
+    assert got[0] == got[1] and len(got[0]) == 200
+    monkeypatch.undo()
+    problems = differences(program, records, "2024-04-01", tmp_path / "again")
+    assert not problems, "\n".join(problems[:20])

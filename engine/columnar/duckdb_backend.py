@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine.tables import COLUMNS, TABLES, TablesError, _find_format
 
-from .sources import ROW_NUMBER, problems_sql, view_sql
+from .sources import ROW_NUMBER, patient_key, problem_test, view_sql
 from .sql import lit
 
 
@@ -70,14 +70,14 @@ def register_tables(con, folder: str | Path) -> dict[str, int]:
     return layout
 
 
-def fill_report(con, layout: dict, report) -> None:
+def fill_report(con, layout: dict, report, rows: dict[str, int] | None = None) -> None:
     """The per-patient reader's account (engine.tables.TablesReport) of clean tables: every row
-    read is loaded."""
+    read is loaded. ``rows``: the rows of each table, when already counted (by the data check)."""
     report.format = layout["format"]
     report.tables = list(layout["found"])
     report.tables_absent = [t for t in layout["absent"] if t != "patients"]
     for table in layout["found"]:
-        n = con.execute(f"SELECT COUNT(*) FROM raw_{table}").fetchall()[0][0]
+        n = rows[table] if rows else con.execute(f"SELECT COUNT(*) FROM raw_{table}").fetchall()[0][0]
         report.read[table] = report.loaded[table] = int(n)
 
 
@@ -110,26 +110,45 @@ def _csv_columns(con, path: Path) -> str:
 def check(con, max_items: int | None = None) -> dict[str, int]:
     """Counts of rows the per-patient reader would refuse, by table (empty: all clean); with
     ``max_items``, also the patients with more items than that (engine.limits)."""
-    counts: dict[str, int] = {}
-    if max_items is not None:
-        items = " UNION ALL ".join(f"SELECT patient_id FROM t_{t}" for t in TABLES if t != "patients")
-        over = con.execute(f"SELECT COUNT(*) FROM (SELECT patient_id FROM ({items}) i GROUP BY patient_id "
-                           f"HAVING COUNT(*) > {int(max_items)})").fetchall()[0][0]
-        if over:
-            counts[f"patients with more than {max_items:,} items"] = int(over)
+    return _check(con, max_items)[0]
+
+
+def _check(con, max_items: int | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """(problem counts as ``check`` gives them, rows read by table).
+
+    Each table is read once: one pass per table counts, per patient id, its rows and its rows the
+    reader would refuse (problem_test); every count (bad rows, rows of no patient, a patient's
+    repeated rows, items over the limit) then comes from these few rows per patient. Reading
+    each table once per kind of problem took as long as the query itself."""
+    passes = []
+    for number, table in enumerate(TABLES):  # tables by number: a row per patient per table to hold
+        present = {row[0]: row[1] for row in con.execute(f"DESCRIBE raw_{table}").fetchall()}
+        test = problem_test(table, present) or "FALSE"
+        passes.append(f"SELECT CAST({number} AS TINYINT) AS tbl, {patient_key(present)} AS patient_id, "
+                      f"COUNT(*) AS n, COUNT(*) FILTER (WHERE {test}) AS bad FROM raw_{table} GROUP BY 2")
+    patients = TABLES.index("patients")
+    con.execute("CREATE OR REPLACE TEMP TABLE check_rows AS " + " UNION ALL ".join(passes)).fetchall()
+    try:
+        counts: dict[str, int] = {}
+        if max_items is not None:
+            over = con.execute(f"SELECT COUNT(*) FROM (SELECT patient_id FROM check_rows WHERE tbl <> {patients} "
+                               f"GROUP BY patient_id HAVING SUM(n) > {int(max_items)})").fetchall()[0][0]
+            if over:
+                counts[f"patients with more than {max_items:,} items"] = int(over)
+        # a patient's rows after the first are refused; an item of no patient (or of no id) is too
+        by_table = [(TABLES[t], n, bad) for t, n, bad in con.execute(
+            f"SELECT c.tbl, SUM(c.n), SUM(c.bad) + CASE WHEN c.tbl = {patients} THEN SUM(c.n - 1) "
+            "ELSE COALESCE(SUM(c.n) FILTER (WHERE p.patient_id IS NULL), 0) END "
+            f"FROM check_rows c LEFT JOIN (SELECT patient_id FROM check_rows WHERE tbl = {patients}) p "
+            f"ON c.tbl <> {patients} AND p.patient_id = c.patient_id GROUP BY c.tbl").fetchall()]
+    finally:
+        con.execute("DROP TABLE IF EXISTS check_rows").fetchall()
+    rows = {table: 0 for table in TABLES} | {table: int(n) for table, n, _ in by_table}
     for table in TABLES:
-        present = {row[0] for row in con.execute(f"DESCRIBE raw_{table}").fetchall()}
-        sql = problems_sql(table, f"raw_{table}", present)
-        n = con.execute(sql).fetchall()[0][0] if sql else 0
-        if table != "patients":
-            n += con.execute(f"SELECT COUNT(*) FROM t_{table} t WHERE NOT EXISTS "
-                             f"(SELECT 1 FROM t_patients p WHERE p.patient_id = t.patient_id)").fetchall()[0][0]
-        else:
-            n += con.execute("SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c FROM t_patients "
-                             "GROUP BY patient_id HAVING COUNT(*) > 1)").fetchall()[0][0]
-        if n:
-            counts[table] = int(n)
-    return counts
+        bad = next((int(b or 0) for t, _, b in by_table if t == table), 0)
+        if bad:
+            counts[table] = bad
+    return counts, rows
 
 
 def run(plan, folder: str | Path, con=None, check_data: bool = True, max_items: int | None = None, report=None):
@@ -140,15 +159,16 @@ def run(plan, folder: str | Path, con=None, check_data: bool = True, max_items: 
     con = con or connect()
     try:
         layout = register_tables(con, folder)
+        rows = None
         if check_data:
-            problems = check(con, max_items)
+            problems, rows = _check(con, max_items)
             if report is not None:
                 problems.update({f"{t} (columns not of the layout, or repeated: {', '.join(cols)})": 1
                                  for t, cols in layout["odd"].items()})
             if problems:
                 raise DataProblems(problems)
         if report is not None:
-            fill_report(con, layout, report)
+            fill_report(con, layout, report, rows)
         return con.sql(plan.sql).to_arrow_table()
     finally:
         if own:

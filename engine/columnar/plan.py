@@ -130,6 +130,7 @@ class Compiler:
         self.agg_index: dict[tuple[str, str], str] = {}
         self.agg_since: dict[str, dt.date | None] = {}
         self.agg_scope: dict[str, set[str] | None] = {}
+        self.alias_scope: dict[str, set[str] | None] = {}  # aggregate -> the scopes it was asked with
         self.code_lists: dict[str, dict[tuple[str, tuple[str, ...]], int]] = {}  # table -> (system, codes) -> bit
         self.base_extra: list[tuple[str, str, str]] = []  # (cte name, cte sql, joined column list)
         self.stages: list[list[tuple[str, str]]] = [[]]
@@ -169,12 +170,12 @@ class Compiler:
     def _sql(self, final: list[str]) -> str:
         ctes = []
         for table, cols in self.aggs.items():
-            body = ", ".join(f"{sql} AS {alias}" for alias, sql in cols)
+            scope = self.agg_scope.get(table)
+            body = ", ".join(f"{self._scoped(sql, alias, scope)} AS {alias}" for alias, sql in cols)
             since, d = self.agg_since.get(table), ITEM_DATE.get(table, "date")
             tests = [] if since is None else [f"({d}_lo IS NULL OR {d}_hi >= {lit(since)})"]
-            scope = self.agg_scope.get(table)
-            if scope:  # first: a plain equality the Parquet reader applies while scanning
-                tests.insert(0, "(" + " OR ".join(sorted(scope)) + ")")
+            if scope:  # first: the lists' scopes (equalities on a code the Parquet reader tests while scanning)
+                tests.insert(0, "(" + " OR ".join(f"({x})" for x in sorted(scope)) + ")")
             where = f" WHERE {' AND '.join(tests)}" if tests else ""
             ctes.append(f"agg_{table} AS (SELECT patient_id, {body} FROM {self._source(table)}{where} "
                         "GROUP BY patient_id)")
@@ -199,6 +200,18 @@ class Compiler:
         last = f"s{len(self.stages) - 1}"
         return ("WITH " + ",\n".join(ctes) + f"\nSELECT patient_id, {', '.join(final)} FROM {last} "
                 "ORDER BY pk, patient_id")
+
+    def _scoped(self, sql: str, alias: str, table_scope: set[str] | None) -> str:
+        """A sum whose rows lie in fewer kinds than the table's pass reads, as a sum over those kinds
+        only: ``SUM(CASE WHEN kind = 'gp' THEN x END)``. The pass reads every kind some list reads
+        (most encounters are GP visits), and each sum's test costs the same on every row it is
+        computed for; under CASE only the rows of its own kinds compute it. A row outside an
+        aggregate's scope adds nothing to it (that is what lets the pass skip rows outside every
+        scope), and a sum over no row is NULL, which is read as a patient with no such rows."""
+        own = self.alias_scope.get(alias)
+        if not own or own == table_scope or not (sql.startswith("SUM(") and sql.endswith(")")):
+            return sql
+        return f"SUM(CASE WHEN {' OR '.join(f'({x})' for x in sorted(own))} THEN {sql[4:-1]} END)"
 
     def _source(self, table: str) -> str:
         """The table's rows, with ``codes_mask`` when its lists test codes against code lists: one
@@ -274,6 +287,11 @@ class Compiler:
         if found is None:
             found = self.agg_index[key] = self.fresh("a")
             self.aggs.setdefault(table, []).append((found, sql))
+            self.alias_scope[found] = set()
+        if scope is None:
+            self.alias_scope[found] = None
+        elif self.alias_scope[found] is not None:
+            self.alias_scope[found].add(scope)
         if table not in self.agg_since or (self.agg_since[table] is not None and
                                            (since is None or since < self.agg_since[table])):
             self.agg_since[table] = since

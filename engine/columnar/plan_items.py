@@ -72,9 +72,35 @@ def _x_filter(self, cp, path, node: m.Filter) -> V:
         return unknown()
     test = self.condition(cp, path, node.condition, items)
     cleared = None if items.cleared is None else f"({items.cleared}) AND ({test}) IS TRUE"
+    scope = " AND ".join([*([items.scope] if items.scope else []),
+                          *_filter_scopes(self, cp, path, node.condition, items)]) or None
     return V("items", items=ItemSet(items.table, items.item_kind, f"({items.status}) AND ({test})",
-                                    items.window, cleared, since=items.since, scope=items.scope,
+                                    items.window, cleared, since=items.since, scope=scope,
                                     visible=items.visible))
+
+
+#: table -> text columns the views never leave empty (a default applies: engine.tables)
+NEVER_EMPTY = {"conditions": {"status"}, "medications": {"status"}}
+
+
+def _filter_scopes(self, cp, path, node, items: ItemSet) -> list[str]:
+    """Tests a `where` makes every row of the filtered list pass, for its scope (plan.Compiler.agg):
+    ``status is active`` on a column never empty is never unknown, so a row failing it is out of
+    the list, not maybe in it (a cleared assessment must pass the whole test too). Through `and`,
+    each side's; nothing through `or` or `not`."""
+    if isinstance(node, m.Binary) and node.op == "and":
+        return (_filter_scopes(self, cp, path, node.left, items)
+                + _filter_scopes(self, cp, path, node.right, items))
+    if isinstance(node, m.InValueSet):
+        return _code_list_scope(self, cp, path, node, items)
+    if not (isinstance(node, m.Compare) and node.op == "=" and isinstance(node.left, m.Ref)
+            and node.left.target.startswith("attribute:")
+            and node.left.name in NEVER_EMPTY.get(items.table, ())):
+        return []
+    right = self.expr(cp, path, node.right)
+    if not (right.is_const and isinstance(right.const, str)):
+        return []
+    return [f"{node.left.name} = {lit(right.const)}"]
 
 
 def condition(self, cp, path, node, items: ItemSet) -> str:
@@ -114,6 +140,22 @@ def _x_in_value_set(self, cp, path, node: m.InValueSet, items: ItemSet) -> str:
         else:  # the row's bit for this list (Compiler._source); NULL when the row has no code
             parts.append(f"(system = {lit(system)} AND (codes_mask & {1 << bit}) <> 0)")
     return "(" + " OR ".join(parts) + ")"
+
+
+def _code_list_scope(self, cp, path, node: m.InValueSet, items: ItemSet) -> list[str]:
+    """`where code in LIST`: a row whose code is in none of the list's codes is out of the list
+    (a row with no code may be in it: its mask is NULL). Only when every part of the list is a bit
+    of the mask (Compiler._source): the test is then one AND on a number."""
+    codes = self.expr(cp, path, node.value_set)
+    if codes.kind != "valueset" or node.attribute != "code" or "system" not in _fields(items.table):
+        return []
+    by_system: dict[str, list[str]] = {}
+    for system, code in sorted(codes.const):
+        by_system.setdefault(system, []).append(code)
+    bits = [self.code_list_bit(items.table, system, tuple(c)) for system, c in by_system.items()]
+    if not bits or None in bits:
+        return []
+    return [f"(codes_mask IS NULL OR (codes_mask & {sum(1 << b for b in set(bits))}) <> 0)"]
 
 
 def _fields(table: str) -> dict:

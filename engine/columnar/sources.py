@@ -117,7 +117,7 @@ def view_sql(table: str, raw: str, present: set[str] | dict[str, str]) -> str:
         elif name == "system":
             cols.append(f"{_system(name, present, DEFAULT_SYSTEM[table])} AS system")
         elif name == "patient_id":
-            cols.append(f"{_text(name, present)} AS patient_id")
+            cols.append(f"{patient_key(present)} AS patient_id")
         else:
             cols.append(f"{_text(name, present)} AS {name}")
     if table == "patients":
@@ -127,24 +127,42 @@ def view_sql(table: str, raw: str, present: set[str] | dict[str, str]) -> str:
     return f"SELECT {', '.join(cols)} FROM {raw}"
 
 
-def problems_sql(table: str, raw: str, present: set[str]) -> str | None:
-    """SELECT COUNT(*) of rows the per-patient reader would refuse or skip
-    (bad dates, booleans, numbers or codes; required values missing)."""
+#: a date cell's shapes (``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``) as GLOB patterns of ASCII digits
+DATE_SHAPES = ("[0-9]" * 4 + "-" + "[0-9]" * 2 + "-" + "[0-9]" * 2, "[0-9]" * 4 + "-" + "[0-9]" * 2, "[0-9]" * 4)
+
+
+def problem_test(table: str, present: set[str] | dict[str, str]) -> str | None:
+    """A test, on one raw row of ``table``, of what the per-patient reader would refuse or skip
+    (bad dates, booleans, numbers or codes; required values missing): ``TRUE`` when a required
+    column is absent (every row lacks it), None when nothing can be wrong. ``present`` as for
+    view_sql: with types, a typed date or boolean needs no test and a typed number only that it
+    is finite."""
     tests = []
     for column in COLUMNS[table]:
         name = column.name
         if name not in present:
             if column.required:
-                return f"SELECT COUNT(*) FROM {raw}"  # every row lacks a required column
+                return "TRUE"
+            continue
+        if column.type == "date" and typed(name, present, DATE_TYPES) or \
+                column.type == "boolean" and typed(name, present, BOOLEAN_TYPES):
+            if column.required:  # a typed date or boolean is as the reader reads it
+                tests.append(f"\"{name}\" IS NULL")
+            continue
+        if column.type == "number" and typed(name, present, NUMBER_TYPES):
+            q = f"CAST(\"{name}\" AS DOUBLE)"
+            tests += [f"{q} IS NULL"] if column.required else []
+            tests.append(f"(isinf({q}) OR isnan({q}))")
             continue
         value = _trimmed(name, present)
         if column.required:
             tests.append(f"{value} IS NULL")
         if column.type == "date":
-            # the shape the reader accepts; TRY_CAST refuses impossible days (2023-02-30)
+            # the shapes the reader accepts (GLOB: five times cheaper than the same regular
+            # expression); TRY_CAST refuses impossible days (2023-02-30)
             lo, _ = date_bounds(value)
-            tests.append(f"({value} IS NOT NULL AND ({lo} IS NULL OR NOT regexp_matches({value}, "
-                         f"'^[0-9]{{4}}(-[0-9]{{2}}(-[0-9]{{2}})?)?$')))")
+            shapes = " OR ".join(f"{value} GLOB '{shape}'" for shape in DATE_SHAPES)
+            tests.append(f"({value} IS NOT NULL AND ({lo} IS NULL OR NOT ({shapes})))")
         elif column.type == "boolean":
             tests.append(f"({value} IS NOT NULL AND {_bool(name, present)} IS NULL)")
         elif column.type == "number":
@@ -153,9 +171,18 @@ def problems_sql(table: str, raw: str, present: set[str]) -> str | None:
         elif column.type == "code":
             choices = ", ".join(lit(c) for c in column.choices)
             tests.append(f"({value} IS NOT NULL AND {value} NOT IN ({choices}))")
-    if not tests:
-        return None
-    return f"SELECT COUNT(*) FROM {raw} WHERE " + " OR ".join(tests)
+    return " OR ".join(tests) if tests else None
 
 
-__all__ = ["ROW_NUMBER", "TABLES", "date_bounds", "problems_sql", "view_sql"]
+def problems_sql(table: str, raw: str, present: set[str]) -> str | None:
+    """SELECT COUNT(*) of rows the per-patient reader would refuse or skip (see problem_test)."""
+    test = problem_test(table, present)
+    return None if test is None else f"SELECT COUNT(*) FROM {raw} WHERE {test}"
+
+
+def patient_key(present: set[str]) -> str:
+    """The patient id as the views read it (``patient_id`` of every ``t_<table>``)."""
+    return _text("patient_id", present)
+
+
+__all__ = ["ROW_NUMBER", "TABLES", "date_bounds", "patient_key", "problem_test", "problems_sql", "view_sql"]
