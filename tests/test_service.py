@@ -665,3 +665,34 @@ def test_serve_with_two_workers_reloads_every_worker_on_sighup_and_stops_cleanly
         assert proc.wait(30) == 0
     for pid in workers:  # the workers stopped with the service
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_a_worker_that_is_asked_to_reload_while_it_compiles_reloads_once_it_is_up(library, monkeypatch):
+    # `pathways serve --workers 2` signals every worker through a file; one still compiling the
+    # library when the signal came (a SIGHUP as it starts) read the folder before the change
+    # and must not take the signal as already done (it once did: that worker never reloaded)
+    from engine.service import reload as reload_module
+
+    signal_file = library.parent / "reload-signal"
+    real = reload_module.compile_library
+    calls = []
+
+    def compile_while_signalled(*args, **kwargs):
+        calls.append(args[2])  # the generation compiled
+        if len(calls) == 1:
+            signal_file.write_text("another worker reloaded")  # arrives during the first compile
+        return real(*args, **kwargs)
+    monkeypatch.setattr(reload_module, "compile_library", compile_while_signalled)
+    lib = reload_module.Library(library, Limits(), signal_file)
+    assert lib.current.generation == 1
+    done = []
+    lib._checked = 0.0  # (a request more than half a second later)
+    lib.follow(lambda ok, snapshot, problems: done.append((ok, snapshot.generation)))
+    deadline = time.time() + 30
+    while not done and time.time() < deadline:
+        time.sleep(0.05)
+    assert done == [(True, 2)] and calls == [1, 2]
+    lib._checked = 0.0
+    lib.follow(lambda *a: done.append(a))  # the signal is now followed: nothing more to do
+    time.sleep(0.2)
+    assert len(done) == 1 and calls == [1, 2]

@@ -135,15 +135,18 @@ class Library:
         self.limits = limits
         self.references = tuple(references)  # reference.Reference, applied again on every reload
         self._reloading = threading.Lock()
-        self.current = compile_library(self.folder, limits, 1, self.references)
         self.signal_file = Path(signal_file) if signal_file else None
+        # the stamp before the folder is read: a reload asked for while this worker compiles
+        # (a SIGHUP as it starts) is then noticed, not taken as already done
         self._seen = self._stamp()
+        self.current = compile_library(self.folder, limits, 1, self.references)
         self._checked = time.monotonic()
 
     def reload(self, follow: bool = False) -> tuple[bool, Snapshot, list[str]]:
         """Compile the folder again. (True, new snapshot, []) if it replaced the old one;
         (False, the snapshot still served, problems) if it was refused."""
         with self._reloading:
+            before = self._stamp()  # (as in __init__: a signal written while compiling is not lost)
             try:
                 new = compile_library(self.folder, self.limits, self.current.generation + 1, self.references)
             except LibraryError as exc:
@@ -151,7 +154,8 @@ class Library:
             self.current = new  # one assignment: requests see the old snapshot or the new, never a mix
             if self.signal_file is not None and not follow:
                 self.signal_file.write_text(str(time.time_ns()))  # tell the other workers
-            self._seen = self._stamp()
+                before = self._stamp()  # (its own signal: nothing to follow)
+            self._seen = before
             return True, new, []
 
     def follow(self, on_reload) -> None:
