@@ -662,7 +662,7 @@ def test_serve_with_two_workers_reloads_every_worker_on_sighup_and_stops_cleanly
         assert len(workers) == 2
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert proc.wait(60) == 0  # (each worker may take up to 15 s to finish its requests)
     for pid in workers:  # the workers stopped with the service
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
