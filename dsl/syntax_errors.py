@@ -185,8 +185,35 @@ def date_like(text: str, at: int) -> tuple[int, str, str] | None:
             try:
                 iso = dt.date(year, month, day).isoformat()
             except ValueError:
-                return match.start(), match.group(), "there is no such day; write dates as YYYY-MM-DD, e.g. `1945-05-01`"
+                return (match.start(), match.group(),
+                        "there is no such day; write dates as YYYY-MM-DD, e.g. `1945-05-01`")
             return match.start(), match.group(), f"write it as `{iso}`"
+    return None
+
+
+def _known_mistake(tok: Token, expected: set[str], chunk: str, lines: int, pos: int):
+    """(message, span, help) for an unexpected word that is a known kind of mistake: a slip
+    of a word the parser would have taken, an everyday word for one, a date written another
+    way, `count of` or `number of`; None for anything else."""
+    text, at = str(tok), tok.start_pos
+    slip = _slip(chunk, at, expected) if text[:1].isalpha() else None
+    if slip is not None:
+        written, help_line = slip
+        return f"unexpected `{written}`", _chunk_span(chunk, at, lines, pos, width=len(written)), help_line
+    date = date_like(chunk, at)
+    if date is not None:
+        where, written, help_line = date
+        return (f"`{written}` is not a date the language reads: dates are written year-month-day (YYYY-MM-DD)",
+                _chunk_span(chunk, where, lines, pos, width=len(written)), help_line)
+    before = chunk[:at].split()[-2:]
+    if before == ["count", "of"]:  # `of` was read as the name of a list
+        return ("`count` is followed by the list itself, without `of`",
+                _chunk_span(chunk, chunk.rfind("of", 0, at), lines, pos, width=2), f"write `count {text[:30]}`")
+    if text == "of" and before[-1:] == ["number"]:
+        after = chunk[at + 2:].split()[:1]
+        listed = after[0] if after and _NAME.fullmatch(after[0]) else "admissions"
+        return ("unexpected `of`", _chunk_span(chunk, at, lines, pos, width=2),
+                f"write `count {listed}` for the number of {listed.replace('_', ' ')}")
     return None
 
 
@@ -306,32 +333,9 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
                        help=f"write `{text.lower()}`" if _NAME.fullmatch(text.lower())
                        else "write names with lower-case letters, digits and `_`, e.g. `active_ltcs`")
             return
-        slip = _slip(chunk, tok.start_pos, expected) if text[:1].isalpha() and tok.start_pos is not None else None
-        if slip is not None:
-            written, help_line = slip
-            wide = m.Span(line=line, column=col, end_line=line, end_column=col + len(written), start=start,
-                          end=start + len(written))
-            sink.error("PW100", f"unexpected `{written}`", wide, help=help_line)
-            return
-        date = date_like(chunk, tok.start_pos) if tok.start_pos is not None else None
-        if date is not None:
-            at, written, help_line = date
-            sink.error("PW100", f"`{written}` is not a date the language reads: dates are written "
-                       "year-month-day (YYYY-MM-DD)", _chunk_span(chunk, at, lines, pos, width=len(written)),
-                       help=help_line)
-            return
-        before = chunk[:tok.start_pos].split()[-2:] if tok.start_pos is not None else []
-        if before == ["count", "of"]:
-            # `count of admissions`: `of` was read as the name of a list
-            sink.error("PW100", "`count` is followed by the list itself, without `of`",
-                       _chunk_span(chunk, chunk.rfind("of", 0, tok.start_pos), lines, pos, width=2),
-                       help=f"write `count {text[:30]}`")
-            return
-        if text == "of" and before[-1:] == ["number"]:
-            after = chunk[tok.end_pos:].split()[:1] if tok.end_pos is not None else []
-            listed = after[0] if after and _NAME.fullmatch(after[0]) else "admissions"
-            sink.error("PW100", "unexpected `of`", span,
-                       help=f"write `count {listed}` for the number of {listed.replace('_', ' ')}")
+        known = _known_mistake(tok, expected, chunk, lines, pos) if tok.start_pos is not None else None
+        if known is not None:
+            sink.error("PW100", known[0], known[1], help=known[2])
             return
         sink.error("PW100", f"unexpected {_describe_token(tok)}", span, help=_expected_text(expected))
         return
