@@ -13,6 +13,7 @@ import csv
 import io
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +31,7 @@ class Loaded:
     skipped: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     report: object | None = None  # the FHIR reader's own report, when it was used
+    loaded: int | None = None  # how many were loaded, when ``records`` does not hold them (columnar runs)
 
 
 def read_records_jsonl(path: Path, strict: bool, limits=None) -> Loaded:
@@ -155,15 +157,20 @@ def read_tables_folder(path: Path, strict: bool) -> Loaded:
 
 
 def _summary(program, results: list, loaded: Loaded) -> str:
+    values = [r.values() for r in results]
+    counted = {outcome: Counter(_countable(v[outcome]) for v in values) for outcome in program.outcome_names}
+    return _summary_text(program, len(results), counted, loaded)
+
+
+def _summary_text(program, evaluated: int, counted: dict[str, Counter], loaded: Loaded) -> str:
+    """The summary: ``counted`` holds, per outcome, how many patients hold each value (as _countable)."""
     lines = []
     name = program.protocol.header
-    lines.append(f"{name.name} {name.version}: {len(results)} patient{'s' * (len(results) != 1)} evaluated")
-    values = [r.values() for r in results]
-    for outcome in program.outcome_names if results else ():
-        # count the values first and word each distinct one once (a million patients hold a handful)
-        raw = Counter(_countable(v[outcome]) for v in values)
+    lines.append(f"{name.name} {name.version}: {evaluated} patient{'s' * (evaluated != 1)} evaluated")
+    for outcome in program.outcome_names if evaluated else ():
+        # word each distinct value once (a million patients hold a handful)
         counts: Counter = Counter()
-        for (_, value), n in raw.items():
+        for (_, value), n in counted[outcome].items():
             counts[_key(orjson.loads(value) if isinstance(value, bytes) else value)] += n
         parts = ", ".join(f"{value}: {n}" for value, n in sorted(counts.items(), key=_order))
         lines.append(f"  {outcome}: {parts}")
@@ -173,7 +180,8 @@ def _summary(program, results: list, loaded: Loaded) -> str:
             lines.append(f"    skipped: {problem}")
     else:
         skipped = sum(loaded.skipped.values())
-        lines.append(f"  records: {loaded.read} read, {len(loaded.records)} loaded, {skipped} skipped"
+        held = len(loaded.records) if loaded.loaded is None else loaded.loaded
+        lines.append(f"  records: {loaded.read} read, {held} loaded, {skipped} skipped"
                      + (" (" + ", ".join(f"{r}: {n}" for r, n in sorted(loaded.skipped.items())) + ")"
                         if skipped else ""))
         for problem in loaded.problems[:20]:
@@ -261,18 +269,25 @@ def write_parquet(program, results: list, path: str) -> None:
     rows_of = [r.values() for r in results]
     for name in program.outcome_names:
         values = [row[name] for row in rows_of]
-        present = [v for v in values if v is not None]
-        if all(isinstance(v, bool) for v in present):
-            columns[name] = pa.array(values, pa.bool_())
-        elif all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-            columns[name] = pa.array(values, pa.int64())
-        elif present and all(isinstance(v, list) and all(type(x) is int for x in v) for v in present):
-            columns[name] = pa.array(values, pa.list_(pa.int64()))  # possible higher levels
-        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-            columns[name] = pa.array([None if v is None else float(v) for v in values], pa.float64())
-        else:
-            columns[name] = pa.array([None if v is None else _csv_value(v) for v in values], pa.string())
+        kind, word = _parquet_type([v for v in values if v is not None])
+        columns[name] = pa.array([word(v) for v in values] if word else values, kind)
     pq.write_table(pa.table(columns), path)
+
+
+def _parquet_type(present: list) -> tuple:
+    """(Arrow type, function wording a value for it or None) of an outcome column whose values,
+    unknowns left out, are ``present`` (every one, or each distinct one: the same answer)."""
+    import pyarrow as pa
+
+    if all(isinstance(v, bool) for v in present):
+        return pa.bool_(), None
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pa.int64(), None
+    if present and all(isinstance(v, list) and all(type(x) is int for x in v) for v in present):
+        return pa.list_(pa.int64()), None  # possible higher levels
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pa.float64(), lambda v: None if v is None else float(v)
+    return pa.string(), lambda v: None if v is None else _csv_value(v)
 
 
 def _csv_value(value) -> str:
@@ -319,10 +334,16 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
     parameters = parse_params(params)
     columnar = None
     if engine_name != "python":
-        columnar = run_columnar(program, data, as_of, parameters, fmt, engine_name, strict, audit,
-                                explain=explain, mapping=mapping, max_items=limits.max_items_per_record)
-    if columnar is not None:
-        results, loaded = columnar
+        columnar = _columnar(program, data, as_of, parameters, fmt, engine_name, strict, audit,
+                             explain=explain, mapping=mapping, max_items=limits.max_items_per_record)
+    if columnar is not None:  # JSONL, CSV or Parquet (the others need the per-patient engine)
+        columns, loaded = columnar
+        if fmt == "parquet" and not output:
+            raise click.UsageError("--format parquet needs --output FILE")
+        with _writing(output):
+            coded = write_columnar(program, columns, fmt, explain, output)
+        click.echo(_summary_text(program, len(columns), _counted(program, coded), loaded), err=True)
+        return
     else:
         loaded = load_data(data, strict, mapping, limits)
         if not loaded.records:
@@ -340,10 +361,12 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
     if fmt == "parquet":
         if not output:
             raise click.UsageError("--format parquet needs --output FILE")
-        write_parquet(program, results, output)
+        with _writing(output):
+            write_parquet(program, results, output)
         click.echo(_summary(program, results, loaded), err=True)
         return
-    sink = open(output, "wb") if output else sys.stdout.buffer
+    with _writing(output):
+        sink = open(output, "wb") if output else sys.stdout.buffer
     try:
         for chunk in rows(program, results, fmt, explain):
             sink.write(chunk)
@@ -353,6 +376,17 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
         else:
             sink.flush()
     click.echo(_summary(program, results, loaded), err=True)
+
+
+@contextmanager
+def _writing(output: str | None):
+    """An output file that cannot be written is the user's to fix: said plainly, not as a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if output is None:
+            raise
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _timed(program, records: list, as_of: str, parameters: dict, explain: bool, seconds: float | None):
@@ -382,8 +416,26 @@ def _timed(program, records: list, as_of: str, parameters: dict, explain: bool, 
 def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine_name: str, strict: bool,
                  audit: str | None, explain: bool = False, mapping: str | None = None,
                  max_items: int | None = None):
-    """(results, loaded) from the columnar backend (engine.columnar), or None to use the
-    per-patient engine. ``auto`` (the default) uses the per-patient engine, without a word, when
+    """(results, loaded) from the columnar backend, a ColumnarResult per patient, or None to use
+    the per-patient engine: see _columnar."""
+    from engine.columnar.runner import results_of
+
+    columnar = _columnar(program, data, as_of, parameters, fmt, engine_name, strict, audit, explain, mapping,
+                         max_items)
+    if columnar is None:
+        return None
+    columns, loaded = columnar
+    # the audit columns (every criterion item) are turned into Python values only for --explain
+    results = results_of(columns, audit=explain)
+    loaded.records, loaded.loaded = results, None
+    return results, loaded
+
+
+def _columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine_name: str, strict: bool,
+              audit: str | None, explain: bool = False, mapping: str | None = None,
+              max_items: int | None = None):
+    """(engine.columnar.runner.ColumnarTable, loaded) from the columnar backend (engine.columnar),
+    or None to use the per-patient engine. ``auto`` (the default) uses the per-patient engine, without a word, when
     the data are not tables, for FHIR output, --audit, --mapping and --explain (the full
     explanation is the per-patient engine's), and when a bad value in the protocol's parameters
     is to be reported; it falls back with a warning when the protocol has a construct the
@@ -391,7 +443,7 @@ def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, eng
     ``spark`` refuse instead. The output is then the per-patient engine's, byte for byte."""
     from engine.columnar import Unsupported
     from engine.columnar.duckdb_backend import DataProblems
-    from engine.columnar.runner import evaluate_tables
+    from engine.columnar.runner import evaluate_columns
     from engine.tables import is_tables_folder
 
     auto = engine_name == "auto"
@@ -410,10 +462,8 @@ def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, eng
     try:
         from engine.tables import TablesReport
         report = TablesReport(source=str(data)) if backend == "duckdb" else None
-        # the audit columns (every criterion item) are turned into Python values only for --explain:
-        # for every patient of a large population that is most of the run's time
-        results = evaluate_tables(program, data, as_of, parameters, backend=backend, audit=explain,
-                                  max_items=max_items, report=report)
+        columns = evaluate_columns(program, data, as_of, parameters, backend=backend, max_items=max_items,
+                                   report=report)
     except (Unsupported, DataProblems) as exc:
         if not auto:
             raise click.ClickException(str(exc)) from None
@@ -430,12 +480,106 @@ def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, eng
         raise
     if strict:
         pass  # the columnar engine refuses any row the reader would skip (DataProblems), so strict holds
-    loaded = Loaded(records=results, read=len(results), report=report)
-    if not results and auto:
+    loaded = Loaded(records=[], read=len(columns), report=report, loaded=len(columns))
+    if not len(columns) and auto:
         return None  # the per-patient reader says why nothing was loaded
-    if not results:
+    if not len(columns):
         raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
-    return results, loaded
+    return columns, loaded
+
+
+def write_columnar(program, columns, fmt: str, explain: bool, output: str | None) -> dict:
+    """The columnar backend's results as ``rows`` and ``write_parquet`` write them, byte for byte,
+    from the columns (engine.columnar.output): each distinct value of a column is worded once and
+    Arrow spreads the words over the rows, never an object per patient. ``output`` None: stdout.
+    Returns the outcome columns coded (name -> engine.columnar.output.Coded), for the summary."""
+    from engine.columnar.output import coded_column, csv_field, csv_strings, json_strings, write_rows
+
+    table, n = columns.table, len(columns)
+    coded = {o.name: coded_column(table, o) for o in columns.outcomes}
+    if fmt == "parquet":
+        _write_columnar_parquet(program, columns, coded, output)
+        return coded
+    header, head = program.protocol.header, b""
+    if fmt == "jsonl":
+        protocol = {"name": header.name, "version": header.version, "sha256": program.protocol.sha256}
+        parts: list = ['{"patient_id":', json_strings(table.column("patient_id").combine_chunks()),
+                       ',"as_of":' + orjson.dumps(columns.plan.as_of.isoformat()).decode()
+                       + ',"protocol":' + orjson.dumps(protocol).decode() + ',"outcomes":{']
+        parts += _json_members(coded.values(), lambda v: orjson.dumps(v).decode())
+        parts.append("}")
+        if columns.shown:
+            parts.append(',"parameters":' + orjson.dumps(dict(sorted(columns.shown.items()))).decode())
+        if explain:
+            audits = [coded_column(table, o) for o in columns.audits]
+            parts.append(',"explanation":{"engine":"columnar","values":{')
+            parts += _json_members(audits, lambda v: orjson.dumps(v).decode())
+            parts.append("}}")
+        parts.append("}\n")
+    else:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(["patient_id", "as_of", "protocol", "version",
+                                                          *program.outcome_names])
+        head = buffer.getvalue().encode()
+        parts = [csv_strings(table.column("patient_id").combine_chunks()),
+                 "," + columns.plan.as_of.isoformat() + "," + csv_field(header.name) + "," + csv_field(header.version)]
+        for name in program.outcome_names:
+            column = coded[name]
+            parts += [",", (column.texts(lambda v: csv_field(_csv_value(v))), column.codes)]
+        parts.append("\n")
+    sink = open(output, "wb") if output else sys.stdout.buffer
+    try:
+        sink.write(head)
+        write_rows(sink, parts, n)
+    finally:
+        if output:
+            sink.close()
+        else:
+            sink.flush()
+    return coded
+
+
+def _json_members(coded, word) -> list:
+    """The parts of a JSON object's members ``"name":value``, one per coded column."""
+    parts: list = []
+    for i, column in enumerate(coded):
+        parts += [("," if i else "") + orjson.dumps(column.name).decode() + ":", (column.texts(word), column.codes)]
+    return parts
+
+
+def _write_columnar_parquet(program, columns, coded: dict, path: str) -> None:
+    """write_parquet's table, from the columns: the same types and values, so the same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header, n = program.protocol.header, len(columns)
+
+    def same(value, kind):
+        return pa.repeat(pa.scalar(value, kind), n)
+
+    table = {
+        "patient_id": columns.table.column("patient_id").combine_chunks().cast(pa.string()),
+        "as_of": same(columns.plan.as_of, pa.date32()),
+        "protocol": same(header.name, pa.string()),
+        "version": same(header.version, pa.string()),
+        "sha256": same(program.protocol.sha256, pa.string()),
+    }
+    for name in program.outcome_names:
+        column = coded[name]
+        kind, word = _parquet_type([v for v in column.values if v is not None])
+        table[name] = pa.array([word(v) for v in column.values] if word else column.values, kind).take(column.codes)
+    pq.write_table(pa.table(table), path)
+
+
+def _counted(program, coded: dict) -> dict[str, Counter]:
+    """What _summary counts, from coded columns: per outcome, patients per value (as _countable)."""
+    counted = {}
+    for name in program.outcome_names:
+        column, tally = coded[name], Counter()
+        for value, n in zip(column.values, column.counts()):
+            tally[_countable(value)] += n
+        counted[name] = tally
+    return counted
 
 
 def _audit(path: str, results: list) -> None:
