@@ -234,7 +234,7 @@ def test_auto_uses_duckdb_for_clean_tables_and_the_reader_otherwise(tmp_path, ca
     """`--engine auto` (the default) runs DuckDB only when the per-patient engine would give the
     same output: clean tables, no --mapping or --explain, no record over the items limit."""
     from engine.columnar.runner import ColumnarResult
-    from tui.run import run_columnar
+    from tui.run_columnar import run_columnar
     folder = tmp_path / "t"
     write_tables(generate(30, seed=5, as_of="2024-04-01"), folder, "csv")
     program = PROGRAMS["castlefields"]

@@ -1,4 +1,4 @@
-"""`pathways run` with the columnar backend writes its files from the columns (tui.run.write_columnar,
+"""`pathways run` with the columnar backend writes its files from the columns (tui.run_columnar.write_columnar,
 engine.columnar.output): the bytes must be those of the per-patient writers (tui.run.rows,
 tui.run.write_parquet over a ColumnarResult per patient), and the summary the same, for every
 format the backend serves, with and without --explain, parameters, odd patient ids, numbers that
@@ -22,7 +22,8 @@ from engine.columnar.runner import evaluate_columns, results_of
 from engine.generate import generate
 from engine.tables import TablesReport, write_tables
 from test_columnar_rewrites import EDGES_PROTOCOL
-from tui.run import Loaded, _counted, _summary, _summary_text, rows, write_columnar, write_parquet
+from tui.run import Loaded, _summary, _summary_text, rows, write_parquet
+from tui.run_columnar import _counted, write_columnar
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2024-04-01"
