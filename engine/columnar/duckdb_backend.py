@@ -135,10 +135,12 @@ def _check(con, max_items: int | None = None) -> tuple[dict[str, int], dict[str,
                                f"GROUP BY patient_id HAVING SUM(n) > {int(max_items)})").fetchall()[0][0]
             if over:
                 counts[f"patients with more than {max_items:,} items"] = int(over)
-        # a patient's rows after the first are refused; an item of no patient (or of no id) is too
+        # a patient's rows after the first it can read are refused; an item of no patient (or of
+        # no id) is too. A row is refused once, for its first reason, as the reader counts it.
         by_table = [(TABLES[t], n, bad) for t, n, bad in con.execute(
-            f"SELECT c.tbl, SUM(c.n), SUM(c.bad) + CASE WHEN c.tbl = {patients} THEN SUM(c.n - 1) "
-            "ELSE COALESCE(SUM(c.n) FILTER (WHERE p.patient_id IS NULL), 0) END "
+            f"SELECT c.tbl, SUM(c.n), SUM(c.bad) + CASE WHEN c.tbl = {patients} "
+            "THEN SUM(GREATEST(c.n - c.bad - 1, 0)) "
+            "ELSE COALESCE(SUM(c.n - c.bad) FILTER (WHERE p.patient_id IS NULL), 0) END "
             f"FROM check_rows c LEFT JOIN (SELECT patient_id FROM check_rows WHERE tbl = {patients}) p "
             f"ON c.tbl <> {patients} AND p.patient_id = c.patient_id GROUP BY c.tbl").fetchall()]
     finally:
