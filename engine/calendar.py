@@ -77,6 +77,18 @@ def window_text(as_of: dt.date, amount: float, unit: str) -> tuple[str, str]:
     return shift(as_of, -amount, unit).isoformat(), as_of.isoformat()
 
 
+@lru_cache(maxsize=256)
+def period_text(as_of: dt.date, amount: float, amount_unit: str, size: float, unit: str) -> tuple[str, ...]:
+    """The edges of the periods of ``size`` ``unit`` in the window of ``amount`` ``amount_unit``
+    ending on the as-of date, as ISO text (period_edges; cached as window_text is).
+
+    >>> period_text(dt.date(2024, 4, 1), 6, "months", 3, "months")
+    ('2024-04-01', '2024-01-01', '2023-10-01')
+    """
+    lo = shift(as_of, -amount, amount_unit)
+    return tuple(e.isoformat() for e in period_edges(as_of, as_of, lo, size, unit))
+
+
 def period_edges(end: dt.date, as_of: dt.date, start: dt.date, amount: float, unit: str) -> list[dt.date]:
     """The edges of the periods of ``amount`` ``unit`` counted back from ``as_of`` that fit
     after ``start``, newest first, beginning with ``end`` (the window's end): period k runs

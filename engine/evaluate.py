@@ -18,7 +18,9 @@ from pathways import schema
 
 from . import calendar as cal
 from .fast_roads import fast_condition, fast_road
-from .record_index import ASSESSED, PLAIN_NUMBERS, RecordIndex, attribute, code_key, item_date, patient_attribute
+from .record_index import (
+    ASSESSED, PLAIN_NUMBERS, RecordIndex, attribute, code_key, item_date, patient_attribute, plain_sum,
+)
 from .values import (
     PLAIN_OPERATORS, DateR, Days, Items, Qty, Rng, Span, at_least, compare, duration_range, k_and, k_not, k_or,
     number_range,
@@ -506,7 +508,7 @@ class CompiledProtocol:
             return self._total_stay(node)
         source = self.expr(node.source)
         op, attr = node.op, node.attribute
-        plain_sum = op == "sum" and attr in PLAIN_NUMBERS
+        plain = op == "sum" and attr in PLAIN_NUMBERS
 
         def aggregate(ctx: Ctx):
             items = source(ctx)
@@ -520,10 +522,10 @@ class CompiledProtocol:
                 absent = False if items.cleared is None or items.cleared else None
                 found = True if n else (None if extra else absent)
                 return found if op == "any" else k_not(found)
-            if op == "sum" and plain_sum and not items.maybe:
-                values = [getattr(it, attr) for it in items.sure]
-                if all(type(v) is float or type(v) is int or v is None for v in values):
-                    return sum(float(v) for v in values if v is not None)  # as _attribute_aggregate adds them
+            if op == "sum" and plain and not items.maybe:
+                total = plain_sum(items.sure, attr)
+                if total is not None:
+                    return total
             return _attribute_aggregate(op, attr, items, ctx.as_of)
         return aggregate
 
@@ -693,7 +695,6 @@ class CompiledProtocol:
 # --- helpers ------------------------------------------------------------------------------------
 
 _ONE_DAY = dt.timedelta(days=1)
-
 
 
 def _walk_exprs(decl: m.Decl):

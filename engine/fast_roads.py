@@ -18,14 +18,13 @@ items themselves, which the general road collects.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from functools import lru_cache
 from typing import TYPE_CHECKING, Callable
 
 from pathways import model as m
 from pathways.records import Condition
 
 from . import calendar as cal
-from .record_index import ASSESSED, PLAIN_NUMBERS as plain_numbers
+from .record_index import ASSESSED, PLAIN_NUMBERS as plain_numbers, plain_sum
 from .values import PLAIN_OPERATORS, Qty
 
 window_text = cal.window_text
@@ -95,15 +94,8 @@ def _filtered(op: str, attr: str | None, name: str, test: Callable, general: "Fn
                 return general(ctx)
         if op == "count":
             return len(picked)
-        total = 0.0
-        for item in picked:
-            v = getattr(item, attr)
-            if v is None:
-                continue
-            if type(v) is not float and type(v) is not int:
-                return general(ctx)
-            total += v
-        return total
+        total = plain_sum(picked, attr)
+        return general(ctx) if total is None else total
     return filtered
 
 
@@ -149,7 +141,7 @@ def _per_period(compiled: "CompiledProtocol", node: m.PerPeriod, name: str, amou
         q = amount(ctx)
         if not dated.exact or type(q) is not Qty:
             return general(ctx)
-        edges = _period_text(ctx.as_of, q.value, q.unit, size, unit)
+        edges = cal.period_text(ctx.as_of, q.value, q.unit, size, unit)
         periods = len(edges) - 1
         if periods == 0:
             return None
@@ -203,10 +195,3 @@ def _duration_test(compiled: "CompiledProtocol", node: m.Compare, general: Calla
         return test(whole_units(start.earliest, stop, q.unit), q.value)
     return duration_test
 
-
-@lru_cache(maxsize=256)
-def _period_text(as_of, amount: float, amount_unit: str, size: float, unit: str) -> tuple[str, ...]:
-    """The edges of the periods of a window ending on the as-of date, as ISO text
-    (cached: every patient of a run asks for the same)."""
-    lo = cal.shift(as_of, -amount, amount_unit)
-    return tuple(e.isoformat() for e in cal.period_edges(as_of, as_of, lo, size, unit))

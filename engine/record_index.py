@@ -79,6 +79,21 @@ PLAIN_NUMBERS = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()
                           for name, t in attrs.items() if t.base == "number" and t != schema.DURATION)
 
 
+def plain_sum(items, attr: str) -> float | None:
+    """The sum of a plain-number attribute over items, those not recorded left out, as
+    the general aggregate adds them (a float; 0 when there is none); None if a value is not
+    a plain number."""
+    total = 0
+    for item in items:
+        v = getattr(item, attr)
+        if v is None:
+            continue
+        if type(v) is not float and type(v) is not int:
+            return None
+        total += float(v)
+    return total
+
+
 _DATE_FIELD = {r.Condition: "onset", r.Medication: "start", r.Encounter: "start"}
 
 

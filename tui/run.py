@@ -226,7 +226,7 @@ def rows(program, results: list, fmt: str, explain: bool) -> Iterator[bytes]:
                 yield orjson.dumps(res) + b"\n"
         return
     header = program.protocol.header
-    protocol = {"name": header.name, "version": header.version, "sha256": program.protocol.sha256}
+    protocol = protocol_json(program)
     if fmt == "jsonl":
         for r in results:
             obj = {"patient_id": r.patient_id, "as_of": r.as_of.isoformat(), "protocol": protocol,
@@ -239,7 +239,7 @@ def rows(program, results: list, fmt: str, explain: bool) -> Iterator[bytes]:
         return
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["patient_id", "as_of", "protocol", "version", *program.outcome_names])
+    writer.writerow(csv_header(program))
     for r in results:
         values = r.values()
         writer.writerow([r.patient_id, r.as_of.isoformat(), header.name, header.version,
@@ -249,6 +249,16 @@ def rows(program, results: list, fmt: str, explain: bool) -> Iterator[bytes]:
         buffer.truncate()
     if buffer.getvalue():
         yield buffer.getvalue().encode()
+
+
+def protocol_json(program) -> dict:
+    """The protocol as every JSON line names it."""
+    header = program.protocol.header
+    return {"name": header.name, "version": header.version, "sha256": program.protocol.sha256}
+
+
+def csv_header(program) -> list[str]:
+    return ["patient_id", "as_of", "protocol", "version", *program.outcome_names]
 
 
 def write_parquet(program, results: list, path: str) -> None:
@@ -365,17 +375,23 @@ def run_command(protocol: str, data: str, as_of: str, params: tuple[str, ...], f
             write_parquet(program, results, output)
         click.echo(_summary(program, results, loaded), err=True)
         return
-    with _writing(output):
-        sink = open(output, "wb") if output else sys.stdout.buffer
-    try:
+    with _writing(output), output_sink(output) as sink:
         for chunk in rows(program, results, fmt, explain):
             sink.write(chunk)
-    finally:
-        if output:
-            sink.close()
-        else:
-            sink.flush()
     click.echo(_summary(program, results, loaded), err=True)
+
+
+@contextmanager
+def output_sink(output: str | None):
+    """The binary file to write results to (``output``), or standard output (flushed, not closed)."""
+    if not output:
+        try:
+            yield sys.stdout.buffer
+        finally:
+            sys.stdout.buffer.flush()
+        return
+    with open(output, "wb") as sink:
+        yield sink
 
 
 @contextmanager

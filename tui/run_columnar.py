@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections import Counter
 
 import click
 import orjson
 
-from .run import Loaded, _countable, _csv_value, _parquet_type
+from .run import Loaded, _countable, _csv_value, _parquet_type, csv_header, output_sink, protocol_json
 
 
 def run_columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine_name: str, strict: bool,
@@ -104,7 +103,7 @@ def write_columnar(program, columns, fmt: str, explain: bool, output: str | None
         return coded
     header, head = program.protocol.header, b""
     if fmt == "jsonl":
-        protocol = {"name": header.name, "version": header.version, "sha256": program.protocol.sha256}
+        protocol = protocol_json(program)
         parts: list = ['{"patient_id":', json_strings(table.column("patient_id").combine_chunks()),
                        ',"as_of":' + orjson.dumps(columns.plan.as_of.isoformat()).decode()
                        + ',"protocol":' + orjson.dumps(protocol).decode() + ',"outcomes":{']
@@ -120,8 +119,7 @@ def write_columnar(program, columns, fmt: str, explain: bool, output: str | None
         parts.append("}\n")
     else:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(["patient_id", "as_of", "protocol", "version",
-                                                          *program.outcome_names])
+        csv.writer(buffer, lineterminator="\n").writerow(csv_header(program))
         head = buffer.getvalue().encode()
         parts = [csv_strings(table.column("patient_id").combine_chunks()),
                  "," + columns.plan.as_of.isoformat() + "," + csv_field(header.name) + "," + csv_field(header.version)]
@@ -129,15 +127,9 @@ def write_columnar(program, columns, fmt: str, explain: bool, output: str | None
             column = coded[name]
             parts += [",", (column.texts(lambda v: csv_field(_csv_value(v))), column.codes)]
         parts.append("\n")
-    sink = open(output, "wb") if output else sys.stdout.buffer
-    try:
+    with output_sink(output) as sink:
         sink.write(head)
         write_rows(sink, parts, n)
-    finally:
-        if output:
-            sink.close()
-        else:
-            sink.flush()
     return coded
 
 
