@@ -92,13 +92,19 @@ class ResourceMapper:
 
     # conditions ---------------------------------------------------------------------
 
+    def _coded(self, res: dict, loc: Loc, rtype: str, rid: str, what: str) -> list:
+        """The resource's coded ``code`` (none: reported, for the caller to skip it)."""
+        codes = self.codings(res.get("code"), rtype)
+        if not codes:
+            self.problem(loc, f"no coded code: the {what} cannot be matched", rtype, rid, "code")
+        return codes
+
     def _condition(self, res: dict, loc: Loc, rid: str, b: _Builder, rtype: str) -> str | None:
         ver = self.status_code(res.get("verificationStatus"))
         if ver in self.m.skip_verification:
             return f"verificationStatus {ver}"
-        codes = self.codings(res.get("code"), rtype)
+        codes = self._coded(res, loc, rtype, rid, "condition")
         if not codes:
-            self.problem(loc, "no coded code: the condition cannot be matched", rtype, rid, "code")
             return NO_CODE
         system, code, _ = self.pick(codes)
         onset = self._first_date(res, loc, rtype, rid, ("onsetDateTime", "onsetPeriod.start"))
@@ -341,9 +347,8 @@ class ResourceMapper:
     # observations and procedures ----------------------------------------------------
 
     def _observation(self, res: dict, loc: Loc, rid: str, b: _Builder, rtype: str) -> str | None:
-        codes = self.codings(res.get("code"), rtype)
+        codes = self._coded(res, loc, rtype, rid, "observation")
         if not codes:
-            self.problem(loc, "no coded code: the observation cannot be matched", rtype, rid, "code")
             return NO_CODE
         when = res.get("effectiveDateTime")
         date = None if when is None else self.date(when, loc, rtype, rid, "effectiveDateTime")
@@ -405,9 +410,8 @@ class ResourceMapper:
         return None
 
     def _procedure(self, res: dict, loc: Loc, rid: str, b: _Builder, rtype: str) -> str | None:
-        codes = self.codings(res.get("code"), rtype)
+        codes = self._coded(res, loc, rtype, rid, "procedure")
         if not codes:
-            self.problem(loc, "no coded code: the procedure cannot be matched", rtype, rid, "code")
             return NO_CODE
         date = self._first_date(res, loc, rtype, rid, ("performedDateTime", "performedPeriod.start",
                                                        "performedPeriod.end"))
