@@ -313,25 +313,23 @@ class ResourceMapper:
                 exts.extend(_seq(hosp.get("extension")))
             for ext in exts:
                 if isinstance(ext, dict) and ext.get("url") in m.method_extensions:
-                    for c in self.codings(ext.get("valueCodeableConcept"), rtype, False):
-                        found = m.method_extension_codes.get(c[1])
-                        if found:
-                            return found
+                    found = _mapped(m.method_extension_codes, self.codings(ext.get("valueCodeableConcept"), rtype,
+                                                                             False))
+                    if found:
+                        return found
                     coding = ext.get("valueCoding")
                     if isinstance(coding, dict):
                         found = m.method_extension_codes.get(coding.get("code"))
                         if found:
                             return found
-        for c in self.codings(res.get("priority"), rtype, False):
-            found = m.method_priority.get(c[1])
-            if found:
-                return found
+        found = _mapped(m.method_priority, self.codings(res.get("priority"), rtype, False))
+        if found:
+            return found
         hosp = res.get("hospitalization")
         if isinstance(hosp, dict):
-            for c in self.codings(hosp.get("admitSource"), rtype, False):
-                found = m.method_admit_source.get(c[1])
-                if found:
-                    return found
+            found = _mapped(m.method_admit_source, self.codings(hosp.get("admitSource"), rtype, False))
+            if found:
+                return found
         for t in types:
             found = m.method_types.get((t[0], t[1]))
             if found:
@@ -542,3 +540,8 @@ def _r(value: Any) -> str:
     except (TypeError, RecursionError):
         text = "(a value nested too deeply to show)"
     return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _mapped(table: dict, codes: list):
+    """What ``table`` maps the first of the codings' codes it knows to, or None."""
+    return next((table[c[1]] for c in codes if table.get(c[1])), None)
