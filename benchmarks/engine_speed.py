@@ -1,7 +1,8 @@
 """How fast the engine evaluates protocols, and how much memory a population run takes.
 
 Run: .venv/bin/python benchmarks/engine_speed.py
-     (options: --sizes 10000,100000  --json-sample 2000  --no-memory  --profile  --pin CPU  --quick)
+     (options: --sizes 10000,100000  --json-sample 2000  --no-memory  --profile  --pin CPU  --quick
+      --by-hand)
 
 Targets (issue 3): Castlefields, one core, not counting input parsing:
   >= 100,000 patients/s without explanations, >= 20,000/s with full explanations;
@@ -20,6 +21,12 @@ What is measured:
   building the explanation JSON (``explain_json``, then orjson) is timed too,
   on the first ``--json-sample`` patients (2,000 by default: all 100,000 would
   take minutes), and the per-patient rate of trace + JSON is derived from the two.
+* ``--by-hand``: the Castlefields criteria written by hand for this one protocol
+  (benchmarks/castlefields_by_hand.py), a ceiling for what per-patient Python
+  does on this machine. It is first checked to give the engine's eligible,
+  criteria_met and eleven criterion values on every record whose dates are all
+  known to the day; then it and the engine are timed, alternately, on those
+  same records, and the engine's rate over the hand-written one is printed.
 * memory (run first, while the timing records are generated, and finished
   before any timing starts): each run is a fresh child process that streams ``n`` generated
   records through ``evaluate_population`` and discards the results; printed
@@ -157,6 +164,46 @@ def time_protocol(name: str, records: list, sizes: list[int], builder, json_samp
         both = 1 / (1 / traced_rate + per_json)
         print(f"  {name:<13} {n:>7,}  trace + JSON, per patient    {rate(1, 1 / both)}  "
               f"{'':<42}{verdict(name, True, both)}")
+
+
+# --- the hand-written ceiling -----------------------------------------------------------------
+
+def by_hand(records: list, rounds: int = 3) -> None:
+    """Check the hand-written Castlefields against the engine, then time both on the same records."""
+    from castlefields_by_hand import disagreements, prepared
+
+    program = engine.load(LIBRARY / "castlefields.pw")
+    subset, population, criteria = prepared(program, records, AS_OF)
+    wrong = disagreements(program, subset, population, criteria, AS_OF)
+    for line in wrong[:3]:
+        print("  " + line)
+    print(f"  checked: the hand-written criteria give the engine's values for {len(subset) - len(wrong):,} of "
+          f"{len(subset):,} records (those with every date known to the day, of {len(records):,})")
+    if wrong:
+        print("  NOT timed: the hand-written criteria disagree with the engine")
+        return
+    engine_cpu, hand_cpu = [], []
+    gc.collect()
+    gc.freeze()
+    for _ in range(rounds):  # alternate, so that a change in the machine's load touches both
+        cpu = time.process_time()
+        for r in subset:
+            program.evaluate(r, AS_OF, population=population)
+        engine_cpu.append(time.process_time() - cpu)
+        cpu = time.process_time()
+        for r in subset:
+            criteria(r)
+        hand_cpu.append(time.process_time() - cpu)
+    gc.unfreeze()
+    n = len(subset)
+    best_engine, best_hand = min(engine_cpu), min(hand_cpu)
+    print(f"  castlefields  {n:>7,}  engine, without explanations   {rate(n, best_engine)}  "
+          f"{best_engine:6.2f} s cpu (best of {rounds})")
+    print(f"  castlefields  {n:>7,}  written by hand in Python      {rate(n, best_hand)}  "
+          f"{best_hand:6.2f} s cpu (best of {rounds})")
+    print(f"  the engine takes {best_engine / best_hand:.1f}x the hand-written criteria's CPU time; "
+          f"the target of {TARGETS['castlefields', False]:,}/s is "
+          f"{TARGETS['castlefields', False] * best_hand / n:.2f}x the hand-written rate")
 
 
 # --- memory -----------------------------------------------------------------------------------
@@ -301,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="explanation JSON is timed on the first N patients of each size (0: all of them)")
     parser.add_argument("--pin", type=int, metavar="CPU", help="pin the timings to this cpu")
     parser.add_argument("--profile", action="store_true", help="also print cProfile (top 25 by tottime)")
+    parser.add_argument("--by-hand", action="store_true",
+                        help="also time the Castlefields criteria written by hand (a ceiling for Python)")
     parser.add_argument("--memory-workers", type=int, default=2,
                         help="memory child processes run at once (before the timings, so they do not disturb them)")
     parser.add_argument("--memory-child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
@@ -342,6 +391,11 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("castlefields", "ltc_pyramid"):
         time_protocol(name, records, sizes, builder, args.json_sample)
     print()
+    if args.by_hand:
+        print("the Castlefields criteria written by hand (benchmarks/castlefields_by_hand.py), on the first "
+              f"{min(sizes):,} records:")
+        by_hand(records[: min(sizes)])
+        print()
     if args.profile:
         profile("castlefields", records[: min(sizes)], explain=False)
         print()
