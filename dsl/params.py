@@ -13,6 +13,7 @@ from pathways import schema
 
 from .diagnostics import Diagnostic, Sink, did_you_mean
 from .parser import parse
+from .syntax_errors import date_like
 from .typecheck import Checker
 from .unit import Unit
 
@@ -21,16 +22,22 @@ def parse_value(text: str, what: str) -> tuple[m.Expr | None, list[Diagnostic]]:
     """Read one literal value (number with unit, money, date, text, true/false)."""
     sink = Sink(what)
     syntax = parse(f"parameter value = {text}\n", sink)
+    date = date_like(text, 0)
+    # a slip the parser recognised (`12 monts`: did you mean `months`?) or a date written
+    # another way (`01/05/2024`) says more than the list of what a value can be
+    specific = date[2] if date else next((d.help for d in sink.items
+                                          if d.help and d.help.startswith("did you mean")), None)
     if sink.items or not syntax.statements:
         return None, [Diagnostic(code="PW700", severity="error", file=what,
-                                 message=f"{text!r} is not a value ({what})", help="write e.g. `3`, `12 months`, `£100`, "
-                                 "`2024-04-01`, `true` or text in double quotes")]
+                                 message=f"{text!r} is not a value ({what})", help=specific or _VALUES)]
     value = syntax.statements[0].node.default
     if not isinstance(value, (m.Quantity, m.Text, m.Boolean, m.DateLiteral)):
         return None, [Diagnostic(code="PW700", severity="error", file=what,
-                                 message=f"{text!r} is not a plain value ({what})",
-                                 help="write e.g. `3`, `12 months`, `£100`, `2024-04-01`, `true` or text in double quotes")]
+                                 message=f"{text!r} is not a plain value ({what})", help=specific or _VALUES)]
     return value, []
+
+
+_VALUES = "write e.g. `3`, `12 months`, `£100`, `2024-04-01`, `true` or text in double quotes"
 
 
 def _type(value: m.Expr) -> schema.Type:

@@ -266,11 +266,11 @@ def _shown(parameters: dict | None) -> dict[str, str]:
 
 def _overrides(protocol: m.Protocol, items: tuple[tuple[str, str], ...]) -> dict[str, dict]:
     from dsl.params import override
-    from dsl.diagnostics import render
 
     new, problems = override(protocol, dict(items))
     if new is None:
-        raise EngineError("; ".join(render(p, None).split("\n")[0] + (f" ({p.help})" if p.help else "")
+        # (read after "Error: " on the command line: no second "error" in front)
+        raise EngineError("; ".join(f"{p.message}: {p.help} [{p.code}]" if p.help else f"{p.message} [{p.code}]"
                                     for p in problems))
     out: dict[str, dict] = {}
     for key, _ in items:

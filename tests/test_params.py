@@ -35,12 +35,19 @@ def test_override_an_imported_threshold_keeps_ids(pyramid):
     ({"castlefields.minimum_criterion": "2"}, "PW701", "did you mean `minimum_criteria`?"),
     ({"castlefield.minimum_criteria": "2"}, "PW703", "did you mean `castlefields`?"),
     ({"castlefields.lookback": "12 monts"}, "PW700", "is not a value"),
+    ({"castlefields.lookback": "12 monts"}, "PW700", "did you mean `months`?"),
+    ({"castlefields.cost_limit": "100 pounds"}, "PW700", "`£100`"),
 ])
 def test_bad_overrides_are_explained(pyramid, values, code, fragment):
     new, problems = override(pyramid, values)
     assert new is None
     assert [p.code for p in problems] == [code]
     assert fragment in problems[0].message + " " + (problems[0].help or "")
+
+
+def test_a_date_written_day_first_gets_the_date_as_the_language_writes_it():
+    _, problems = parse_value("01/05/2024", "parameter start")
+    assert [p.code for p in problems] == ["PW700"] and problems[0].help == "write it as `2024-05-01`"
 
 
 def test_values_are_read_as_in_the_language():

@@ -92,11 +92,13 @@ def test_bad_lines_are_named_and_the_rest_still_run(records_file, tmp_path):
     (["--as-of", "2021-02-30"], "is not a date"),
     (["--as-of", AS_OF, "--param", "nonsense"], "NAME=VALUE"),
     (["--as-of", AS_OF, "--param", "minimum_age=65"], "write the unit"),
+    (["--as-of", AS_OF, "--param", "lookback=12 monts"], "did you mean `months`? [PW700]"),
 ])
 def test_usage_mistakes_are_explained(records_file, args, fragment):
     done = cli("run", "library/castlefields.pw", "--data", str(records_file), *args)
     assert done.returncode in (1, 2) and fragment in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+    assert "Error: error" not in done.stderr  # one "Error:", not two
 
 
 def test_explain_one_patient_in_text_and_json(records_file):
