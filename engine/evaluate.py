@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
+from functools import lru_cache
 from typing import Callable
 
 from pathways import model as m
@@ -405,7 +406,8 @@ class CompiledProtocol:
 
             def attribute_test(item, ctx):
                 return compare(attribute(item, name, ctx.as_of), op, value(ctx), ctx.as_of)
-            return (not self.tracing and fast_condition(self, node, attribute_test)) or attribute_test
+            # (a test on an item records nothing, so a trace does not stop the fast road)
+            return fast_condition(self, node, attribute_test) or attribute_test
         whole = self.expr(node)
         return lambda item, ctx: whole(ctx)
 
@@ -430,10 +432,16 @@ class CompiledProtocol:
             lo, hi, strict_lo, strict_hi = bounds(ctx)
             if lo is None:
                 return None
+            first, last = _text_bounds(lo, hi, strict_lo, strict_hi)
             sure, maybe = [], []
             for group, target in ((items.sure, sure), (items.maybe, maybe)):
                 for item in group:
-                    inside = _inside(item_date(item), lo, hi, strict_lo, strict_hi)
+                    date = item_date(item)
+                    if date is not None and len(date.text) == 10:  # known to the day: compare the text
+                        if first <= date.text <= last:
+                            target.append(item)
+                        continue
+                    inside = _inside(date, lo, hi, strict_lo, strict_hi)
                     if inside:
                         target.append(item)
                     elif inside is None:
@@ -568,10 +576,20 @@ class CompiledProtocol:
                 return None
             sure = [0] * periods
             unsure = [0] * periods
+            texts = _edge_texts(hi, ctx.as_of, lo, period.value, period.unit)
+            newest, oldest = texts[0], texts[-1]
             for group, counts in ((items.sure, sure), (items.maybe, unsure)):
                 for item in group:
                     date = item_date(item)
                     if date is None:
+                        continue
+                    if len(date.text) == 10:  # known to the day: compare the text with the edges
+                        day = date.text
+                        if oldest <= day <= newest:
+                            k = 0
+                            while k < periods - 1 and day <= texts[k + 1]:
+                                k += 1
+                            counts[k] += 1
                         continue
                     for k in range(periods):
                         # period k covers (edges[k+1], edges[k]]; the oldest also holds its first day
@@ -712,6 +730,24 @@ def _describe(node) -> str:
 
 def _same(a, b):
     return a if a == b else None
+
+
+@lru_cache(maxsize=256)
+def _edge_texts(end: dt.date, as_of: dt.date, start: dt.date, amount: float, unit: str) -> tuple[str, ...]:
+    """calendar.period_edges as ISO text (cached: a run asks for the same few)."""
+    return tuple(e.isoformat() for e in cal.period_edges(end, as_of, start, amount, unit))
+
+
+@lru_cache(maxsize=256)
+def _text_bounds(lo: dt.date, hi: dt.date, strict_lo: bool, strict_hi: bool) -> tuple[str, str]:
+    """The first and last day inside a window as ISO text, which a date known to the day
+    (``YYYY-MM-DD``) compares with as the dates do: ("", "") for a window with no day in it."""
+    try:
+        first = lo + _ONE_DAY if strict_lo else lo
+        last = hi - _ONE_DAY if strict_hi else hi
+    except OverflowError:  # a strict bound at the end of the calendar: no day beyond it
+        return "", ""
+    return first.isoformat(), last.isoformat()
 
 
 def _inside(date, lo: dt.date, hi: dt.date, strict_lo: bool, strict_hi: bool) -> bool | None:
