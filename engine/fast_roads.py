@@ -11,8 +11,10 @@ node, so it always gives what the general road gives
 (``tests/test_fast_roads.py`` compares the two on generated populations
 with imprecise dates, and the conformance cases run through both).
 
-Roads are taken only when no trace is recorded: an explanation needs the
-items themselves, which the general road collects.
+Roads over lists are taken only when no trace is recorded: an explanation
+needs the items themselves, which the general road collects. A `where` test
+on one item (:func:`fast_condition`) records nothing, so it runs under a
+trace too.
 """
 
 from __future__ import annotations
