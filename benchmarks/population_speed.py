@@ -22,6 +22,8 @@ Runs (each in a fresh subprocess; wall time and the child's peak RSS):
 * ``compiled pyramid + JSON``: the same, written as one JSON object per patient
   (outcomes and audit columns) by engine.columnar.duckdb_backend.write (DuckDB
   writes Parquet, streamed to JSON lines by polars);
+* ``compiled pyramid, outcomes only`` (``lean``): the same without the audit columns, as
+  ``pathways run`` without ``--explain`` computes it (compile_plan(..., audit_columns=False));
 * ``castlefields 1 thread`` and ``castlefields 1 thread + JSON``: the compiled
   Castlefields protocol alone with DuckDB held to one thread (issue 3's
   one-core figure; reading the Parquet tables is counted, so the figure is
@@ -35,6 +37,8 @@ figures), the same for CPU time (which moves least with the machine's load), and
 for JSON lines their average size.
 ``--runs hand,polars,...`` picks runs (default: all). ``BENCH_MEMORY_LIMIT=2.5GB`` in
 the environment holds the compiled runs' DuckDB to that much memory (it spills to disk).
+``--profile hand|castlefields|ltc_pyramid`` instead prints where one query's CPU goes, at the
+first size, on one DuckDB thread: its costliest operators by DuckDB's own profile.
 """
 
 from __future__ import annotations
@@ -217,7 +221,7 @@ def child(kind: str, data: str, out: str) -> None:
             con.execute("SET threads = 1").fetchall()
         if os.environ.get("BENCH_MEMORY_LIMIT"):  # e.g. 2.5GB: DuckDB then spills to disk
             con.execute(f"SET memory_limit = '{os.environ['BENCH_MEMORY_LIMIT']}'").fetchall()
-        plan = compile_plan(engine.load(ROOT / "library" / protocol), AS_OF)
+        plan = compile_plan(engine.load(ROOT / "library" / protocol), AS_OF, audit_columns=kind != "lean")
         register_tables(con, data)
         write(con, plan, out, "json" if kind.endswith("json") else "parquet")
     wall = time.perf_counter() - start
@@ -228,8 +232,48 @@ def child(kind: str, data: str, out: str) -> None:
     print(json.dumps({"n": n, "wall": wall, "cpu": cpu, "rss_mb": rss_mb}))
 
 
+def profile(which: str, data: Path, top: int = 25) -> None:
+    """The costliest operators of one query (the hand SQL or a library protocol's compiled plan)
+    written to Parquet, by DuckDB's JSON profile, on one thread."""
+    import csv
+    import tempfile
+
+    import engine
+    from engine.columnar import compile_plan
+    from engine.columnar.duckdb_backend import connect, register_tables
+    con = connect(threads=1)
+    register_tables(con, data)
+    if which == "hand":
+        with open(ROOT / "library" / "codes" / "long_term_conditions.csv", encoding="utf-8") as f:
+            codes = ", ".join(f"'{row['code']}'" for row in csv.DictReader(f))
+        sql = HAND_SQL.format(d=data, a=AS_OF, codes=codes)
+    else:
+        sql = compile_plan(engine.load(ROOT / "library" / f"{which}.pw"), AS_OF).sql
+    with tempfile.TemporaryDirectory() as tmp:
+        con.execute("PRAGMA enable_profiling = 'json'").fetchall()
+        con.execute(f"PRAGMA profiling_output = '{tmp}/profile.json'").fetchall()
+        con.execute(f"COPY ({sql}) TO '{tmp}/out.parquet' (FORMAT PARQUET)").fetchall()
+        con.execute("PRAGMA disable_profiling").fetchall()
+        with open(f"{tmp}/profile.json", encoding="utf-8") as f:
+            tree = json.load(f)
+    rows = []
+
+    def walk(node: dict) -> None:
+        info = {k: v for k, v in node.get("extra_info", {}).items() if k != "Estimated Cardinality"}
+        rows.append((node.get("timing") or 0.0, node.get("type"), node.get("intermediate_rows") or 0,
+                     json.dumps(info)[:110]))
+        for child in node.get("children", []):
+            walk(child)
+    for op in tree["operator"]:
+        walk(op)
+    print(f"{which}: query CPU {tree['query']['cpu_time']:.2f} s; costliest operators (CPU s, rows out):")
+    for timing, kind, n, info in sorted(rows, key=lambda r: -r[0])[:top]:
+        print(f"{timing:7.3f}  {kind:<18} {n:>11,}  {info}")
+
+
 RUNS = {"hand": "duckdb hand SQL", "polars": "polars hand query", "compiled": "compiled pyramid",
-        "json": "compiled pyramid + JSON", "cf1": "castlefields 1 thread", "cf1json": "castlefields 1 thread + JSON"}
+        "json": "compiled pyramid + JSON", "lean": "compiled pyramid, outcomes only", "cf1": "castlefields 1 thread",
+        "cf1json": "castlefields 1 thread + JSON"}
 
 
 def measure(kind: str, data: Path, out: Path) -> dict:
@@ -246,6 +290,7 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=20_000)
     ap.add_argument("--work", default="/tmp/ltc-population-bench")
     ap.add_argument("--runs", default=",".join(RUNS), help="comma-separated: " + ", ".join(RUNS))
+    ap.add_argument("--profile", metavar="QUERY", help="hand, castlefields or ltc_pyramid: where its CPU goes")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -256,7 +301,12 @@ def main() -> None:
     t = time.perf_counter()
     make_base(base, args.base)
     print(f"base population: {args.base:,} patients ({time.perf_counter() - t:.1f} s)", flush=True)
-    print(f"{'patients':>11} {'run':<26} {'wall s':>8} {'patients/s':>12} {'peak RSS MB':>12} {'CPU s':>7}")
+    if args.profile:
+        size = int(args.sizes.split(",")[0])
+        replicate(base, work / f"pop-{size}", size, args.base)
+        profile(args.profile, work / f"pop-{size}")
+        return
+    print(f"{'patients':>11} {'run':<32} {'wall s':>8} {'patients/s':>12} {'peak RSS MB':>12} {'CPU s':>7}")
     for size in (int(s) for s in args.sizes.split(",")):
         data = work / f"pop-{size}"
         replicate(base, data, size, args.base)
@@ -270,7 +320,7 @@ def main() -> None:
             extra = ""
             if kind.endswith("json"):
                 extra = f"  ({out.stat().st_size / r['n']:,.0f} bytes a line)"
-            print(f"{r['n']:>11,} {label:<26} {r['wall']:>8.2f} {r['n'] / r['wall']:>12,.0f} {r['rss_mb']:>12,.0f}"
+            print(f"{r['n']:>11,} {label:<32} {r['wall']:>8.2f} {r['n'] / r['wall']:>12,.0f} {r['rss_mb']:>12,.0f}"
                   f" {r['cpu']:>7.2f}{extra}", flush=True)
             os.remove(out)
         print_ratios(walls, cpus)
@@ -284,7 +334,7 @@ def print_ratios(walls: dict[str, float], cpus: dict[str, float]) -> None:
     best = min((walls[k], k) for k in ("hand", "polars") if k in walls) if {"hand", "polars"} & set(walls) else None
     if best is None:
         return
-    for kind in ("compiled", "json", "cf1", "cf1json"):
+    for kind in ("compiled", "json", "lean", "cf1", "cf1json"):
         if kind in walls:
             print(f"{'':>11} {RUNS[kind] + ' / ' + RUNS[best[1]]:<52} {walls[kind] / best[0]:>6.2f} x"
                   f"   (CPU {cpus[kind] / cpus[best[1]]:.2f} x)", flush=True)

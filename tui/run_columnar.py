@@ -64,7 +64,7 @@ def _columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine
         from engine.tables import TablesReport
         report = TablesReport(source=str(data)) if backend == "duckdb" else None
         columns = evaluate_columns(program, data, as_of, parameters, backend=backend, max_items=max_items,
-                                   report=report)
+                                   report=report, audit_columns=explain)
     except (Unsupported, DataProblems) as exc:
         if not auto:
             raise click.ClickException(str(exc)) from None

@@ -124,8 +124,10 @@ def _check(con, max_items: int | None = None) -> tuple[dict[str, int], dict[str,
     for number, table in enumerate(TABLES):  # tables by number: a row per patient per table to hold
         present = {row[0]: row[1] for row in con.execute(f"DESCRIBE raw_{table}").fetchall()}
         test = problem_test(table, present) or "FALSE"
+        # COUNT(CASE ..), not COUNT(*) FILTER (WHERE ..): DuckDB evaluates a long test under FILTER
+        # at almost twice the cost (1.85 against 1.05 CPU s on the encounters at 1M)
         passes.append(f"SELECT CAST({number} AS TINYINT) AS tbl, {patient_key(present)} AS patient_id, "
-                      f"COUNT(*) AS n, COUNT(*) FILTER (WHERE {test}) AS bad FROM raw_{table} GROUP BY 2")
+                      f"COUNT(*) AS n, COUNT(CASE WHEN {test} THEN 1 END) AS bad FROM raw_{table} GROUP BY 2")
     patients = TABLES.index("patients")
     con.execute("CREATE OR REPLACE TEMP TABLE check_rows AS " + " UNION ALL ".join(passes)).fetchall()
     try:

@@ -41,8 +41,9 @@ COLLECTIONS = {
     "conditions": ("conditions", "TRUE"),
     "medications": ("medications", "TRUE"),
     "admissions": ("encounters", "kind = 'admission'"),
-    "emergency_admissions": ("encounters", "kind = 'admission' AND method = 'emergency'"),
-    "elective_admissions": ("encounters", "kind = 'admission' AND method = 'elective'"),
+    # an admission of unknown method is in neither list, not maybe in them (docs/data.md, section 3)
+    "emergency_admissions": ("encounters", "kind = 'admission' AND COALESCE(method = 'emergency', FALSE)"),
+    "elective_admissions": ("encounters", "kind = 'admission' AND COALESCE(method = 'elective', FALSE)"),
     "ae_attendances": ("encounters", "kind = 'ae'"),
     "outpatient_appointments": ("encounters", "kind = 'outpatient'"),
     "gp_consultations": ("encounters", "kind = 'gp'"),
@@ -113,6 +114,18 @@ class Plan:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
+def since_test(d: str, since: dt.date) -> str:
+    """Keeps every row whose date ``d`` may be on or after ``since`` (and a few more): a table pass
+    skips the rows it fails before any three-valued test. A cell held as text of a whole day is
+    compared as a day directly (what its bounds both are: see sources.date_bounds), without working
+    out its bounds, which is most of what the test would cost; a shorter cell is kept (a month or a
+    year, or no date: its bounds decide later); a typed date (no text: ``_t`` NULL) is tested by its
+    bounds, which are the cell itself."""
+    day = lit(since)
+    return (f"COALESCE(LENGTH({d}_t) <> 10 OR TRY_CAST({d}_t AS DATE) >= {day}, "
+            f"{d}_hi IS NULL OR {d}_hi >= {day})")
+
+
 def _q(name: str) -> str:
     """A column name as an identifier (node ids hold dots and slashes)."""
     return '"' + name.replace('"', '""') + '"'
@@ -144,7 +157,7 @@ class Compiler:
         self.AS_OF = lit(as_of)
 
     # --- entry point -------------------------------------------------------------------------
-    def compile(self) -> Plan:
+    def compile(self, audit_columns: bool = True) -> Plan:
         root = self.program._fast
         outcome_values = []
         for name in self.program.outcome_names:
@@ -156,6 +169,8 @@ class Compiler:
             final += self._columns(name, v)
             self.outputs.insert(len([o for o in self.outputs if o.outcome]),
                                 Output(name, kind, decl.label or name, True, decl.span.line))
+        if not audit_columns:
+            self.outputs = [o for o in self.outputs if o.outcome]
         for out in self.outputs:
             if not out.outcome:
                 final += [f"{_q(out.name)}"] + ([f"{_q(out.name + '__hi')}"] if out.kind in ("num", "days", "date")
@@ -173,7 +188,7 @@ class Compiler:
             scope = self.agg_scope.get(table)
             body = ", ".join(f"{self._scoped(sql, alias, scope)} AS {alias}" for alias, sql in cols)
             since, d = self.agg_since.get(table), ITEM_DATE.get(table, "date")
-            tests = [] if since is None else [f"({d}_lo IS NULL OR {d}_hi >= {lit(since)})"]
+            tests = [] if since is None else [since_test(d, since)]
             if scope:  # first: the lists' scopes (equalities on a code the Parquet reader tests while scanning)
                 tests.insert(0, "(" + " OR ".join(f"({x})" for x in sorted(scope)) + ")")
             where = f" WHERE {' AND '.join(tests)}" if tests else ""
@@ -211,7 +226,13 @@ class Compiler:
         own = self.alias_scope.get(alias)
         if not own or own == table_scope or not (sql.startswith("SUM(") and sql.endswith(")")):
             return sql
-        return f"SUM(CASE WHEN {' OR '.join(f'({x})' for x in sorted(own))} THEN {sql[4:-1]} END)"
+        inner = sql[4:-1]
+        if len(own) == 1:
+            # under its own CASE the scope's test holds wherever it is repeated inside (a list's
+            # `kind = 'gp'`): read as TRUE, one test less per row and sum
+            (test,) = own
+            inner = inner.replace(f"({test})", "(TRUE)")
+        return f"SUM(CASE WHEN {' OR '.join(f'({x})' for x in sorted(own))} THEN {inner} END)"
 
     def _source(self, table: str) -> str:
         """The table's rows, with ``codes_mask`` when its lists test codes against code lists: one
@@ -611,7 +632,10 @@ def _same(self: V) -> V:
 V._same = _same
 
 
-def compile_plan(program, as_of, parameters: dict[str, str] | None = None) -> Plan:
-    """Compile ``program`` for one run; raises Unsupported naming what does not compile."""
+def compile_plan(program, as_of, parameters: dict[str, str] | None = None, audit_columns: bool = True) -> Plan:
+    """Compile ``program`` for one run; raises Unsupported naming what does not compile.
+    ``audit_columns=False``: the query gives the outcomes only (``plan.outputs`` names no audit
+    column), for a caller that writes no explanation: the items are still computed as far as an
+    outcome needs them, but not carried to the end and written."""
     from engine.program import _as_date
-    return Compiler(program, _as_date(as_of), parameters).compile()
+    return Compiler(program, _as_date(as_of), parameters).compile(audit_columns)

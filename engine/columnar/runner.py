@@ -60,12 +60,13 @@ class ColumnarTable:
 
 
 def evaluate_columns(program, folder, as_of, parameters: dict[str, str] | None = None, backend: str = "duckdb",
-                     max_items: int | None = None, report=None) -> ColumnarTable:
+                     max_items: int | None = None, report=None, audit_columns: bool = True) -> ColumnarTable:
     """Every patient of a folder of tables as one Arrow table; raises Unsupported before reading
     anything it cannot compile, and duckdb_backend.DataProblems when rows would have been skipped
     by the per-patient reader (with DuckDB, also a patient with more than ``max_items`` items,
-    which the reader's limit refuses). ``report``: see duckdb_backend.run."""
-    plan = compile_plan(program, as_of, parameters)
+    which the reader's limit refuses). ``report``: see duckdb_backend.run. ``audit_columns=False``:
+    the outcomes only (the table then has no audit columns: see plan.compile_plan)."""
+    plan = compile_plan(program, as_of, parameters, audit_columns)
     if backend == "spark":
         from . import spark_backend
         table = spark_backend.run(plan, folder)

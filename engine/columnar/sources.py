@@ -98,10 +98,16 @@ def view_sql(table: str, raw: str, present: set[str] | dict[str, str]) -> str:
         name = column.name
         if column.type == "date" and typed(name, present, DATE_TYPES):
             cols += [f"\"{name}\" AS {name}_lo", f"\"{name}\" AS {name}_hi"]
+            if table != "patients":
+                cols.append(f"CAST(NULL AS VARCHAR) AS {name}_t")
         elif column.type == "date":
-            text = _trimmed(name, present)
+            # TRIM alone, not NULLIF(TRIM(..), ''): an empty cell has no length of 10, 7 or 4 and so
+            # no bounds either way, and NULLIF is expanded to a CASE that trims twice per reading
+            text = f"TRIM(CAST(\"{name}\" AS VARCHAR))" if name in present else "CAST(NULL AS VARCHAR)"
             lo, hi = date_bounds(text)
             cols += [f"{lo} AS {name}_lo", f"{hi} AS {name}_hi"]
+            if table != "patients":  # the cell's text, for tests cheaper than its bounds (plan.since_test)
+                cols.append(f"{text} AS {name}_t")
         elif column.type == "boolean":
             default = "TRUE" if (table, name) == ("observations", "impaired") else "NULL"
             cols.append(f"{_bool(name, present, default)} AS {name}")
@@ -154,23 +160,29 @@ def problem_test(table: str, present: set[str] | dict[str, str]) -> str | None:
             tests += [f"{q} IS NULL"] if column.required else []
             tests.append(f"(isinf({q}) OR isnan({q}))")
             continue
-        value = _trimmed(name, present)
+        # the cell trimmed, without NULLIF: an empty cell is told by ``= ''``. Each test reads it
+        # several times and a filter shares nothing, so every reading is one TRIM, not two
+        value = f"TRIM(CAST(\"{name}\" AS VARCHAR))"
+        filled = f"{value} <> ''"  # NULL for a missing cell: never a problem but when required
         if column.required:
-            tests.append(f"{value} IS NULL")
+            tests.append(f"({value} = '') IS NOT FALSE")
         if column.type == "date":
             # the shapes the reader accepts (GLOB: five times cheaper than the same regular
-            # expression); TRY_CAST refuses impossible days (2023-02-30)
-            lo, _ = date_bounds(value)
-            shapes = " OR ".join(f"{value} GLOB '{shape}'" for shape in DATE_SHAPES)
-            tests.append(f"({value} IS NOT NULL AND ({lo} IS NULL OR NOT ({shapes})))")
+            # expression), each with the day it names (TRY_CAST refuses 2023-02-30): a whole day,
+            # the commonest, is settled by the first GLOB and one cast
+            whole, month, year = (f"{value} GLOB '{shape}'" for shape in DATE_SHAPES)
+            good = (f"({whole} AND TRY_CAST({value} AS DATE) IS NOT NULL) OR "
+                    f"({month} AND TRY_CAST({value} || '-01' AS DATE) IS NOT NULL) OR "
+                    f"({year} AND TRY_CAST({value} || '-01-01' AS DATE) IS NOT NULL)")
+            tests.append(f"({filled} AND NOT ({good}))")
         elif column.type == "boolean":
-            tests.append(f"({value} IS NOT NULL AND {_bool(name, present)} IS NULL)")
+            words = ", ".join(lit(w) for w in TRUE_WORDS + FALSE_WORDS)
+            tests.append(f"({filled} AND LOWER({value}) NOT IN ({words}))")
         elif column.type == "number":
-            tests.append(f"({value} IS NOT NULL AND (TRY_CAST({value} AS DOUBLE) IS NULL OR "
-                         f"isinf(TRY_CAST({value} AS DOUBLE)) OR isnan(TRY_CAST({value} AS DOUBLE))))")
+            tests.append(f"({filled} AND NOT COALESCE(isfinite(TRY_CAST({value} AS DOUBLE)), FALSE))")
         elif column.type == "code":
             choices = ", ".join(lit(c) for c in column.choices)
-            tests.append(f"({value} IS NOT NULL AND {value} NOT IN ({choices}))")
+            tests.append(f"({filled} AND {value} NOT IN ({choices}))")
     return " OR ".join(tests) if tests else None
 
 

@@ -38,6 +38,7 @@ class ItemSet:
     since: dt.date | None = None      # no row whose latest date is before this day is in the list
     scope: str | None = None          # a cheap test every row of the list (and of cleared) passes
     visible: str | None = None        # the part of ``status`` that says the item is dated by the as-of date
+    window_test: str | None = None    # the part of ``status`` that says the item is in ``window``
 
 
 @dataclass
