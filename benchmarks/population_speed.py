@@ -14,7 +14,10 @@ Runs (each in a fresh subprocess; wall time and the child's peak RSS):
 * ``duckdb hand SQL``: a hand-written DuckDB query of the Castlefields criteria,
   one column per criterion plus eligible and criteria met, written to Parquet
   (it reads dates as day-precise and so ignores imprecise dates: a baseline
-  for speed, not for meaning);
+  for speed, not for meaning). Its counts are ``COUNT(CASE WHEN .. THEN 1 END)``,
+  which DuckDB evaluates at about four fifths of the CPU of the same counts written
+  ``COUNT(*) FILTER (WHERE ..)`` (2.39-2.55 against 2.93-2.97 s at 1M): the
+  baseline is the best of the two;
 * ``polars hand query``: the same criteria and columns as a polars lazy query
   (``polars_baseline``), written to Parquet;
 * ``compiled pyramid``: library/ltc_pyramid.pw (Castlefields + Evercare + levels)
@@ -104,20 +107,20 @@ WITH p AS (SELECT patient_id, practice, TRY_CAST(birth_date AS DATE) AS birth FR
 e AS (SELECT patient_id, kind, method, TRY_CAST("start" AS DATE) AS s, TRY_CAST("end" AS DATE) AS en
       FROM read_parquet('{d}/encounters.parquet') WHERE TRY_CAST("start" AS DATE) <= DATE '{a}'),
 enc AS (SELECT patient_id,
-   COUNT(*) FILTER (WHERE kind = 'admission' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS adm,
-   COUNT(*) FILTER (WHERE kind = 'ae' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS ae,
-   COUNT(*) FILTER (WHERE kind = 'gp' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS gp,
-   COUNT(*) FILTER (WHERE kind = 'outpatient' AND s >= DATE '{a}' - INTERVAL 12 MONTH) AS op,
+   COUNT(CASE WHEN kind = 'admission' AND s >= DATE '{a}' - INTERVAL 12 MONTH THEN 1 END) AS adm,
+   COUNT(CASE WHEN kind = 'ae' AND s >= DATE '{a}' - INTERVAL 12 MONTH THEN 1 END) AS ae,
+   COUNT(CASE WHEN kind = 'gp' AND s >= DATE '{a}' - INTERVAL 12 MONTH THEN 1 END) AS gp,
+   COUNT(CASE WHEN kind = 'outpatient' AND s >= DATE '{a}' - INTERVAL 12 MONTH THEN 1 END) AS op,
    SUM(CASE WHEN kind = 'admission' THEN GREATEST(DATE_DIFF('day', GREATEST(s, DATE '{a}' - INTERVAL 12 MONTH),
        LEAST(COALESCE(en, DATE '{a}'), DATE '{a}')), 0) END) AS stay,
-   LEAST(COUNT(*) FILTER (WHERE kind = 'social_work' AND s > DATE '{a}' - INTERVAL 3 MONTH),
-         COUNT(*) FILTER (WHERE kind = 'social_work' AND s > DATE '{a}' - INTERVAL 6 MONTH AND s <= DATE '{a}' - INTERVAL 3 MONTH),
-         COUNT(*) FILTER (WHERE kind = 'social_work' AND s > DATE '{a}' - INTERVAL 9 MONTH AND s <= DATE '{a}' - INTERVAL 6 MONTH),
-         COUNT(*) FILTER (WHERE kind = 'social_work' AND s >= DATE '{a}' - INTERVAL 12 MONTH AND s <= DATE '{a}' - INTERVAL 9 MONTH)) AS sw
+   LEAST(COUNT(CASE WHEN kind = 'social_work' AND s > DATE '{a}' - INTERVAL 3 MONTH THEN 1 END),
+         COUNT(CASE WHEN kind = 'social_work' AND s > DATE '{a}' - INTERVAL 6 MONTH AND s <= DATE '{a}' - INTERVAL 3 MONTH THEN 1 END),
+         COUNT(CASE WHEN kind = 'social_work' AND s > DATE '{a}' - INTERVAL 9 MONTH AND s <= DATE '{a}' - INTERVAL 6 MONTH THEN 1 END),
+         COUNT(CASE WHEN kind = 'social_work' AND s >= DATE '{a}' - INTERVAL 12 MONTH AND s <= DATE '{a}' - INTERVAL 9 MONTH THEN 1 END)) AS sw
    FROM e GROUP BY patient_id),
 cond AS (SELECT patient_id, COUNT(*) AS ltc FROM read_parquet('{d}/conditions.parquet')
    WHERE COALESCE(status, 'active') = 'active' AND code IN ({codes}) GROUP BY patient_id),
-med AS (SELECT patient_id, COUNT(*) FILTER (WHERE TRY_CAST("start" AS DATE) <= DATE '{a}' - INTERVAL 6 MONTH) AS longmed,
+med AS (SELECT patient_id, COUNT(CASE WHEN TRY_CAST("start" AS DATE) <= DATE '{a}' - INTERVAL 6 MONTH THEN 1 END) AS longmed,
    SUM(monthly_cost) AS cost FROM read_parquet('{d}/medications.parquet') WHERE COALESCE(status, 'active') = 'active'
    GROUP BY patient_id),
 obs AS (SELECT patient_id, BOOL_OR(kind = 'adl' AND impaired) AS adl, BOOL_OR(kind = 'iadl' AND impaired) AS iadl
