@@ -16,11 +16,12 @@ try:
 
     # Python's semantics, not C's: annotations are for readers and type checkers
     # (annotation_typing=False: Cython would turn an `int` passed for a `float` argument
-    # into a float), and an untyped local stays a Python object (infer_types=False: the
-    # default inference made `total = 0; total += float(v)` a C double, so a sum of no
-    # items was 0.0 compiled and 0 in Python). tests/test_compiled.py compares the forms.
+    # into a float, or a `-> float` function's 0 into 0.0). Cython's default inference of
+    # local types is kept (it is much of the speed-up); it may make a local that is only
+    # ever a number literal or a float a C double, so such a local starts as None
+    # (record_index.plain_sum). tests/test_compiled.py compares the two forms node by node.
     extensions = cythonize([f"engine/{name}.py" for name in HOT], language_level=3, quiet=True,
-                           compiler_directives={"annotation_typing": False, "infer_types": False})
+                           compiler_directives={"annotation_typing": False})
     for extension in extensions:
         extension.optional = True  # a failed build leaves the pure Python module in use
 except Exception:  # noqa: BLE001 - no Cython: pure Python

@@ -83,15 +83,15 @@ def plain_sum(items, attr: str) -> float | None:
     """The sum of a plain-number attribute over items, those not recorded left out, as
     the general aggregate adds them (a float; 0 when there is none); None if a value is not
     a plain number."""
-    total = 0
+    total = None  # (not 0: compiled, a local only ever 0 or a float would become a C double, 0.0)
     for item in items:
         v = getattr(item, attr)
         if v is None:
             continue
         if type(v) is not float and type(v) is not int:
             return None
-        total += float(v)
-    return total
+        total = float(v) if total is None else total + float(v)
+    return 0 if total is None else total
 
 
 _DATE_FIELD = {r.Condition: "onset", r.Medication: "start", r.Encounter: "start"}
