@@ -140,8 +140,11 @@ def check_test_parts(unit: Unit, test: m.ProtocolTest) -> None:
         except ValueError:
             pass  # an impossible `as of` date is reported where it is parsed
     _, problems = read_facts(facts, codes_in(unit), as_of)
+    broken = unit.syntax.broken_names if unit.syntax is not None else set()
     for p in problems:
         help_ = p.help
+        if p.code == "PW803" and p.word is not None and (p.fact.verb, *p.fact.args)[p.word] in broken:
+            continue  # the code list failed to parse, and that error was reported
         if p.code == "PW803" and p.word is not None:  # suggest a code list with a name like the one written
             written = (p.fact.verb, *p.fact.args)[p.word]
             lists = _code_lists(unit)

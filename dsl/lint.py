@@ -32,6 +32,8 @@ def lint_unused(unit: Unit) -> None:
     """
     if not unit.outcomes:
         return
+    if unit.syntax is not None and unit.syntax.failed_chunks:
+        return  # a statement that cannot be read may be what uses them: say nothing until it is fixed
     for decl in unit.order:
         if isinstance(decl, (m.Pathway, m.CarePlan, m.ProtocolTest)) or decl.name in unit.used:
             continue

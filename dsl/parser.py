@@ -149,7 +149,7 @@ def _depth(tree: Tree) -> int:
 
 
 _DECLARES = re.compile(r"^(?:define|criterion|parameter|codes|score|bands|levels|pathway|care\s+plan)\s+"
-                       r"([a-z_][a-z0-9_]*)")
+                       r"([A-Za-z_][A-Za-z0-9_]*)")  # capitals too: `Fall_count` is reported, then meant as `fall_count`
 
 
 def parse(source: str, sink: Sink, cache: "StatementCache | None" = None) -> Syntax:
@@ -199,7 +199,7 @@ def parse(source: str, sink: Sink, cache: "StatementCache | None" = None) -> Syn
             syntax.failed_chunks += 1
             declared = _DECLARES.match(lines[first])
             if declared:
-                syntax.broken_names.add(declared.group(1))
+                syntax.broken_names.add(declared.group(1).lower())
             # One mistake, one error: the lines of a block written without indenting
             # them, or a closing brace left over from a statement that failed.
             if skip or (previous_failed and words[k][:1] in ("}", "]", ")")):

@@ -238,8 +238,11 @@ def resolve_names(unit: Unit) -> None:
                     unit.used.add(target[5:])
                 continue
             report_unknown(unit, ref)
+    broken = unit.syntax.broken_names if unit.syntax is not None else set()
     for name, span in unit.outcomes:
-        if name not in unit.decls:
+        if name in broken:
+            unit.used.add(name)  # its declaration failed to parse, and that error was reported
+        elif name not in unit.decls:
             close = did_you_mean(name, unit.decls)
             unit.sink.error("PW206", f"outcome `{name}` is not declared in this protocol", span,
                             help=close or "declare it, or remove it from `outcomes`")
@@ -320,6 +323,8 @@ def _check_plan_pathway(unit: Unit, plan: m.CarePlan) -> None:
     owner = unit.imports[alias] if alias else unit
     if owner is None:
         return  # the import failed, and that was reported
+    if not alias and unit.syntax is not None and name in unit.syntax.broken_names:
+        return  # the pathway failed to parse, and that error was reported
     target = owner.decls.get(name)
     if isinstance(target, m.Pathway):
         if not alias:

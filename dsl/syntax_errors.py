@@ -11,7 +11,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from pathways import model as m
 
-from .diagnostics import Sink, did_you_mean
+from .diagnostics import Label, Sink, did_you_mean
 
 
 class GluedWord(UnexpectedToken):
@@ -209,6 +209,10 @@ def _known_mistake(tok: Token, expected: set[str], chunk: str, lines: int, pos: 
     if before == ["count", "of"]:  # `of` was read as the name of a list
         return ("`count` is followed by the list itself, without `of`",
                 _chunk_span(chunk, chunk.rfind("of", 0, at), lines, pos, width=2), f"write `count {text[:30]}`")
+    word_mistake = _word_mistake(text, chunk, at, tok.type) if _NAME.fullmatch(text) else None
+    if word_mistake is not None:
+        message, start, help_line = word_mistake
+        return message, _chunk_span(chunk, start, lines, pos, width=at + len(text) - start), help_line
     if text == "of" and before[-1:] == ["number"]:
         after = chunk[at + 2:].split()[:1]
         listed = after[0] if after and _NAME.fullmatch(after[0]) else "admissions"
@@ -314,6 +318,9 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
             else:
                 sink.error("PW100", "this line ends too early", span, help=_expected_text(expected))
             return
+        if tok.type == "_INDENT" and tok.start_pos is not None:
+            _report_over_indented(tok, sink, lines, pos, chunk, expected)
+            return
         if tok.type in ("NAME", "CODE") and tok.line == 1 and tok.column == 1:
             if text.lower() in STATEMENT_WORDS:
                 sink.error("PW103", f"`{text}` is written in lower case", span, help=f"write `{text.lower()}`")
@@ -345,3 +352,68 @@ def report_syntax_error(exc: Exception, sink: Sink, lines: int, pos: int, chunk:
         return
     sink.error("PW100", "this statement could not be read", m.Span(line=lines + 1, column=1, end_line=lines + 1,
                                                                     end_column=2, start=pos, end=pos + 1))
+
+
+def _report_over_indented(tok: Token, sink: Sink, lines: int, pos: int, chunk: str, expected: set) -> None:
+    """A line indented more than the line above it, which opens no block: the parser sees the
+    indent at the end of the line above, but the slip is on the line below, so it is shown there."""
+    above_start = chunk.rfind("\n", 0, tok.start_pos) + 1
+    above = chunk[above_start:tok.start_pos]
+    at = tok.start_pos
+    while True:  # the next line with text (blank lines and comments do not count)
+        at = chunk.find("\n", at) + 1
+        if at <= 0 or at >= len(chunk):
+            sink.error("PW100", f"unexpected {_describe_token(tok)}", _chunk_span(chunk, tok.start_pos, lines, pos),
+                       help=_expected_text(expected))
+            return
+        end = chunk.find("\n", at)
+        text = chunk[at:end if end >= 0 else len(chunk)]
+        if text.strip() and not text.lstrip().startswith("#"):
+            break
+    indent = len(text) - len(text.lstrip())
+    indent_above = len(above) - len(above.lstrip())
+    span = _chunk_span(chunk, at, lines, pos, width=max(indent, 1))
+    label = Label(span=_chunk_span(chunk, above_start, lines, pos, width=max(indent_above, 1)),
+                  message=f"this line is indented by {indent_above} space{'s' * (indent_above != 1)}")
+    sink.error("PW107", f"this line is indented by {indent} spaces, more than the line above it", span,
+               labels=[label],
+               help="lines of one block line up under each other; only a line that ends with `:` "
+                    "is followed by lines indented further")
+
+
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fourteen": 14, "eighteen": 18,
+                 "twenty": 20, "thirty": 30, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                 "ninety": 90, "hundred": 100}
+_MONEY_WORDS = {"pound", "pounds", "gbp", "quid", "p", "pence"}
+_UNIT_WORDS = {"day", "days", "week", "weeks", "month", "months", "year", "years"}
+
+
+def _word_mistake(text: str, chunk: str, at: int, kind: str) -> tuple[str, int, str] | None:
+    """(message, where it starts, help) for a word the parser did not expect after a number
+    (`100 pounds`, `2 falls`), after a number written in words (`two weeks`), or after a word
+    it makes a record name with (`lives alone` for `lives_alone`)."""
+    from pathways import schema
+
+    number = re.search(r"(?<![\w.£])(\d+(?:\.\d+)?)[ \t]+$", chunk[:at])
+    if number is not None and kind == "NAME":  # a keyword after a number is another mistake
+        value = number.group(1)
+        if text.lower() in _MONEY_WORDS:
+            return (f"`{text[:30]}` is not a unit the language knows", at,
+                    f"write amounts of money with the pound sign: `£{value}`")
+        return (f"`{text[:30]}` is not a unit the language knows", at,
+                f"durations are written in days, weeks, months or years (`{value} months`), money with "
+                f"the pound sign (`£{value}`), and a count has no unit (`{value}`)")
+    previous = re.search(r"([a-z_][a-z0-9_]*)[ \t]+$", chunk[:at])
+    if previous is None:
+        return None
+    word = previous.group(1)
+    if word in _NUMBER_WORDS and text in _UNIT_WORDS | _MONEY_WORDS:
+        figure = _NUMBER_WORDS[word]
+        written = f"£{figure}" if text in _MONEY_WORDS else f"{figure} {text}"
+        return ("numbers are written in figures", previous.start(1), f"write `{written}`")
+    joined = f"{word}_{text}"
+    if joined in schema.PATIENT_ATTRIBUTES or joined in schema.COLLECTIONS:
+        return (f"`{word} {text}` is written with `_` between the words", previous.start(1),
+                f"write `{joined}`")
+    return None

@@ -59,8 +59,13 @@ class Checker:
     def check_decl(self, decl: m.Decl) -> Type:
         if isinstance(decl, m.Parameter):
             if not isinstance(decl.default, (m.Quantity, m.Text, m.Boolean, m.DateLiteral)):
+                # `= 01/02/2024` reads as a sum (1 / 2 / 2024): say how dates are written
+                at = decl.default.span
+                found = date_like(self.unit.source[at.start:].split("\n", 1)[0], 0) if at.end > at.start else None
                 self.sink.error("PW320", f"the default of parameter `{decl.name}` must be a plain value",
-                                decl.default.span, help="write a number with its unit, a date, text, true or false")
+                                decl.default.span,
+                                help=f"`{found[1]}` is not read as a date: {found[2]}" if found
+                                else "write a number with its unit, a date, text, true or false")
                 return UNKNOWN
             return self.expr(decl.default)
         if isinstance(decl, m.ValueSet):
@@ -486,8 +491,12 @@ class Checker:
                     self.sink.error("PW301", f"`{cond.left.name}` is {_a(attr)}, but this is {_a(right)}",
                                     cond.right.span, help=self._compare_hint(cond.right, attr, right))
             elif attr != right:
+                listed = right.base == "value_set" and cond.op in ("=", "!=")
                 self.sink.error("PW301", f"`{cond.left.name}` is {_a(attr)}, but this is {_a(right)}",
-                                cond.right.span)
+                                cond.right.span,
+                                help=(f"to ask whether the {cond.left.name} is in a code list, write "
+                                      f"`{cond.left.name} {'not in' if cond.op == '!=' else 'in'} "
+                                      f"{_source_text(self.unit, cond.right.span)}`") if listed else None)
             elif cond.op not in ("=", "!=") and attr.base not in ("number", "date"):
                 self.sink.error("PW307", f"`{_CMP_WORDS[cond.op]}` needs numbers or dates", cond.span,
                                 help="use `is` or `is not`")
@@ -634,6 +643,8 @@ def _a(t: Type) -> str:
         return f"a {text} value"
     if t.base == "unknown":
         return "unknown"
+    if t.base == "value_set":
+        return "a code list"
     return f"a {text}"
 
 
@@ -652,3 +663,10 @@ def _operand(e: m.Expr) -> str:
     from .formatter import expr_to_text
     text = expr_to_text(e)
     return text if isinstance(e, (m.Ref, m.Window, m.Aggregate, m.Quantity)) else f"({text})"
+
+
+def _source_text(unit: Unit, span: m.Span) -> str:
+    """What the protocol says at ``span`` (one line), to quote it back in a help line."""
+    line = unit.source.split("\n")[span.line - 1] if span.line >= 1 else ""
+    end = span.end_column if span.end_line == span.line else len(line) + 1
+    return line[span.column - 1:end - 1]

@@ -373,7 +373,7 @@ def _value(column: Column, raw):
         try:
             number = float(raw if text is None else text)
         except (TypeError, ValueError):
-            raise _Bad(column.name, "not a number", f"{raw!r} is not a number") from None
+            raise _Bad(column.name, "not a number", f"{raw!r} is not a number" + _number_hint(text)) from None
         if not math.isfinite(number):
             raise _Bad(column.name, "not a number", f"{raw!r} is not a finite number")
         return number
@@ -381,9 +381,23 @@ def _value(column: Column, raw):
     if kind == "code":
         value = value.strip()
         if value not in column.choices:
+            lower = value.lower().replace(" ", "_").replace("-", "_")
             raise _Bad(column.name, "unknown value",
-                       f"{value!r} is not one of {', '.join(column.choices)}")
+                       f"{value!r} is not one of {', '.join(column.choices)}"
+                       + (f" (write it as {lower}: the values are in lower case)" if lower in column.choices else ""))
     return value
+
+
+def _number_hint(text: str | None) -> str:
+    """How to write a number a person wrote another way (`£12.40`, `1,200`), or ""."""
+    if not text:
+        return ""
+    plain = text.replace("£", "").replace(",", "").strip()
+    try:
+        float(plain)
+    except ValueError:
+        return ""
+    return f" (write it as {plain}: numbers are plain, without £ or thousands commas)"
 
 
 def _build(table: str, cells: dict):
@@ -430,7 +444,9 @@ def _csv_rows(path: Path, report: TablesReport, table: str):
                 continue  # a blank line
             place = {"line": reader.line_num}
             if len(cells) != len(names):
-                yield "row", place, (f"{len(cells)} cells where the header has {len(names)}", None)
+                yield "row", place, (f"{len(cells)} cells where the header has {len(names)}; the row is skipped"
+                                     + (" (a value with a comma in it needs double quotes around it)"
+                                        if len(cells) > len(names) else ""), None)
                 continue
             yield "row", place, dict(zip(names, cells))
 

@@ -258,3 +258,25 @@ def test_docs_list_every_column_of_every_table():
         documented = [line.split("|")[1].strip().strip("`") for line in part.splitlines()
                       if line.startswith("| `")]
         assert documented == [c.name for c in COLUMNS[table]], table
+
+
+def test_bad_cells_say_how_to_write_them(tmp_path):
+    """A cost written with £ or a thousands comma, a value with a capital, and a row with a comma
+    too many each say how to write them, not only that they are wrong."""
+    (tmp_path / "patients.csv").write_text(
+        "patient_id,birth_date,sex\np1,1940-01-01,Female\np2,1940-01-01,female,extra\np3,1940-01-01,female\n")
+    (tmp_path / "medications.csv").write_text(
+        "patient_id,source_id,code,monthly_cost\np3,m1,d1,£12.40\np3,m2,d2,\"1,200\"\np3,m3,d3,twelve\n")
+    records, report = read_tables(tmp_path)
+    messages = [str(p) for p in report.problems]
+    assert [r.id for r in records] == ["p3"]
+    assert "patients.csv, line 2: sex: 'Female' is not one of female, male, other, unknown " \
+           "(write it as female: the values are in lower case); the row is skipped (patient p1)" in messages
+    assert "patients.csv, line 3: 4 cells where the header has 3; the row is skipped " \
+           "(a value with a comma in it needs double quotes around it)" in messages
+    assert "medications.csv, line 2: monthly_cost: '£12.40' is not a number (write it as 12.40: numbers are " \
+           "plain, without £ or thousands commas); the row is skipped (patient p3)" in messages
+    assert any(m.startswith("medications.csv, line 3: monthly_cost: '1,200' is not a number (write it as 1200")
+               for m in messages)
+    assert "medications.csv, line 4: monthly_cost: 'twelve' is not a number; the row is skipped (patient p3)" \
+        in messages

@@ -360,13 +360,17 @@ def run(protocol, data, as_of, params, fmt, output, explain, strict, mapping, au
 
 @cli.command()
 @click.argument("protocol", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", required=True, type=click.Path(exists=True))
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Record file (.jsonl), a folder of tables, or FHIR R4 bundles / bulk NDJSON.")
 @click.option("--patient", required=True, help="The patient's id.")
-@click.option("--as-of", "as_of", required=True, type=AS_OF)
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--strict", is_flag=True)
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False))
+@click.option("--as-of", "as_of", required=True, type=AS_OF,
+              help="The date the protocol is evaluated on (YYYY-MM-DD); there is no hidden clock.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Override a parameter (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the explanation schema of docs/explanation.schema.json.")
+@click.option("--strict", is_flag=True, help="Stop at the first problem in the data (exit 1).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False), help="A local code mapping (TOML).")
 def explain(protocol, data, patient, as_of, params, fmt, strict, mapping) -> None:
     """Explain why one patient has the outcomes they have (and why not others)."""
     from .run import explain_command
@@ -379,6 +383,7 @@ def explain(protocol, data, patient, as_of, params, fmt, strict, mapping) -> Non
 # stays fast and never loads textual, duckdb or fastapi.
 # (one line per module; keep them sorted)
 from tui.cmd_audit import audit as _audit; cli.add_command(_audit)  # noqa: E402,E702
+from tui.cmd_check_data import check_data as _check_data; cli.add_command(_check_data)  # noqa: E402,E702
 from tui.cmd_pathways import add_to as _pathways_commands; _pathways_commands(cli)  # noqa: E402,E702
 from tui.cmd_reference import reference as _reference; cli.add_command(_reference)  # noqa: E402,E702
 from tui.cmd_serve import serve as _serve; cli.add_command(_serve)  # noqa: E402,E702

@@ -61,16 +61,16 @@ def read_records_jsonl(path: Path, strict: bool, limits=None) -> Loaded:
                                    "(--limit max_record_bytes=N to change it)"), "record over the size limit"
                 record = None
             else:
+                data = None
                 try:
-                    record = PatientRecord.model_validate(orjson.loads(line))
+                    data = orjson.loads(line)
+                    record = PatientRecord.model_validate(data)
                     if limits is not None:
                         check_record(record, limits)
                 except orjson.JSONDecodeError as exc:
                     problem, reason = f"{path}:{number}: not JSON ({exc})", "malformed JSON"
                 except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    problem, reason = f"{path}:{number}: field {where}: {first['msg']}", "invalid record"
+                    problem, reason = f"{path}:{number}: {_record_problem(exc, data)}", "invalid record"
                 except LimitError as exc:
                     problem, reason = (f"{path}:{number}: {exc} (--limit max_items_per_record=N to change it)",
                                        "record over the item limit")
@@ -86,6 +86,38 @@ def read_records_jsonl(path: Path, strict: bool, limits=None) -> Loaded:
                 loaded.skipped[reason] += 1
                 loaded.problems.append(problem)
     return loaded
+
+
+#: pydantic's words for what is wrong, in the words of the record format (docs/generate.md)
+_PLAIN = (
+    ("Value error, ", ""),
+    ("Input should be a valid dictionary or instance of PartialDate",
+     'a date is written as {"text": "YYYY-MM-DD"} (or "YYYY-MM", "YYYY")'),
+    ("Input should be a valid dictionary or instance of PatientRecord",
+     "each line must be one patient record: a JSON object with a \"patient\""),
+    ("Input should be a valid dictionary or instance of ", "this should be a JSON object: "),
+    ("Extra inputs are not permitted", "not a field of the record format; check its spelling"),
+    ("Field required", "required, and missing"),
+    ("Input should be ", "should be "),
+)
+
+
+def _record_problem(exc, data) -> str:
+    """A record line's first validation problem, with its field and patient, in plain words
+    (and how many more the line has): ``field conditions[0].onset: ... (patient p1)``."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = [p for p in first["loc"] if p != "text" or first["loc"][-1] != "text"]  # a date's inner "text"
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    message = first["msg"]
+    for pydantic_words, ours in _PLAIN:
+        message = message.replace(pydantic_words, ours)
+    patient = data.get("patient") if isinstance(data, dict) else None
+    pid = patient.get("id") if isinstance(patient, dict) else None
+    more = len(errors) - 1
+    return ((f"field {where}: " if where else "") + message
+            + (f" (patient {pid})" if isinstance(pid, str) and pid else "")
+            + (f"; and {more} more problem{'s' * (more != 1)} in this record" if more else ""))
 
 
 def _open_text(path: Path):
@@ -492,6 +524,11 @@ class AsOfDate(click.ParamType):
 
         text = str(value)
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            from dsl.syntax_errors import date_like
+
+            found = date_like(text, 0)  # `01/04/2024`, day first as in the UK, or `2024-4-1`
+            if found is not None and found[1] == text and found[2].startswith("write it as"):
+                self.fail(f"{text!r} is not a date: dates are written YYYY-MM-DD; {found[2]}", param, ctx)
             self.fail(f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2021-04-01", param, ctx)
         problem = check_date(text)
         if problem:
