@@ -7,7 +7,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import orjson
 
@@ -38,7 +38,9 @@ def _as_date(as_of) -> dt.date:
             return dt.date.fromisoformat(as_of)
         except ValueError:
             raise EngineError(f"as_of {as_of!r} is not a date (YYYY-MM-DD)") from None
-    raise EngineError("every evaluation needs an explicit as_of date (there is no hidden clock)")
+    if as_of is None:
+        raise EngineError("every evaluation needs an explicit as_of date (there is no hidden clock)")
+    raise EngineError(f"as_of must be a datetime.date or text YYYY-MM-DD; got {type(as_of).__name__} {as_of!r}")
 
 
 def _build(protocol: m.Protocol, tracing: bool, built: dict | None = None) -> CompiledProtocol:
@@ -140,6 +142,9 @@ class Program:
         """Check overrides (as protocol text: ``"12 months"``) and turn them into runtime values."""
         if not values:
             return {}
+        if not isinstance(values, Mapping):
+            raise EngineError("parameters must map each parameter's name to its value as protocol text, "
+                              f"e.g. {{'lookback': '24 months'}}; got {type(values).__name__}")
         key = tuple(sorted((k, str(v)) for k, v in values.items()))
         found = self._checked.get(key)
         if found is None:  # compiling overrides is costly; an embedding system repeats the same ones
@@ -236,6 +241,9 @@ class Program:
         called (e.g. one that re-reads files) and both passes stream, in flat
         memory; given a plain iterable, the records are held between the passes.
         """
+        if isinstance(records, (PatientRecord, RecordIndex)):
+            raise EngineError("evaluate_population takes many records (an iterable of them, or a function "
+                              "returning one); for one record, use evaluate")
         day = _as_date(as_of)
         overrides = self.parameters(parameters)
         shown = _shown(parameters)
@@ -256,6 +264,10 @@ def _indexed(record) -> tuple[RecordIndex, PatientRecord]:
     """(an index of the record, the record), for a record or a prepared one."""
     if isinstance(record, RecordIndex):
         return record, record.record
+    if not isinstance(record, PatientRecord):
+        hint = " (read JSON with PatientRecord.model_validate)" if isinstance(record, dict) else ""
+        raise EngineError(f"a record must be a pathways.records.PatientRecord or engine.prepare(record); "
+                          f"got {type(record).__name__}{hint}")
     return RecordIndex(record), record
 
 
