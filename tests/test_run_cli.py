@@ -178,3 +178,28 @@ def test_run_as_parquet_with_typed_outcome_columns(records_file, tmp_path):
     no_file = cli("run", "library/castlefields.pw", "--data", str(records_file), "--as-of", AS_OF,
                   "--format", "parquet")
     assert no_file.returncode == 2 and "--format parquet needs --output" in no_file.stderr
+
+
+def test_a_csv_row_duckdb_cannot_read_is_one_plain_line_never_a_traceback(tmp_path):
+    """A row with more cells than its header: DuckDB refuses the whole file with twenty lines of
+    its reader's settings. With --engine auto that is one warning line and the per-patient reader
+    skips the row and names it; with --engine duckdb it is one error line saying where to look."""
+    from engine.tables import write_tables
+
+    folder = tmp_path / "tables"
+    write_tables(generate(20, seed=3, as_of=dt.date(2021, 4, 1)), folder, "csv")
+    path = folder / "encounters.csv"
+    lines = path.read_text().splitlines()
+    lines[2] += ",one,too,many"
+    path.write_text("\n".join(lines) + "\n")
+    auto = cli("run", "library/evercare.pw", "--data", str(folder), "--as-of", AS_OF,
+               "--output", str(tmp_path / "a.jsonl"))
+    assert auto.returncode == 0, auto.stderr
+    warning = [line for line in auto.stderr.splitlines() if line.startswith("warning: --engine auto")]
+    assert len(warning) == 1 and "encounters.csv" in warning[0], auto.stderr
+    assert "strict_mode" not in auto.stderr and "encounters.csv, line 3:" in auto.stderr
+    duck = cli("run", "library/evercare.pw", "--data", str(folder), "--as-of", AS_OF, "--engine", "duckdb",
+               "--output", str(tmp_path / "d.jsonl"))
+    assert duck.returncode == 1 and "Traceback" not in duck.stderr, duck.stderr
+    assert duck.stderr.strip().startswith("Error: --engine duckdb:") and len(duck.stderr.strip().splitlines()) == 1
+    assert "--engine python reads the tables row by row" in duck.stderr

@@ -74,10 +74,14 @@ def _columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine
         if auto:  # the per-patient engine reports it (a bad parameter, a bad file) in its own words
             import engine
             if not isinstance(exc, engine.EngineError):
-                click.echo(f"warning: --engine auto: {exc}; running the per-patient engine instead", err=True)
+                click.echo(f"warning: --engine auto: {_first_line(exc)}; running the per-patient engine instead",
+                           err=True)
             return None
-        if type(exc).__name__ in ("EngineError", "TablesError", "ParseError") or "Error" in type(exc).__name__:
-            raise click.ClickException(f"--engine {backend}: {exc}") from None
+        from_backend = type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "pyspark", "py4j")
+        if from_backend or "Error" in type(exc).__name__:
+            hint = ("; --engine python reads the tables row by row and names each row it skips"
+                    if from_backend and backend == "duckdb" else "")
+            raise click.ClickException(f"--engine {backend}: {_first_line(exc)}{hint}") from None
         raise
     if strict:
         pass  # the columnar engine refuses any row the reader would skip (DataProblems), so strict holds
@@ -87,6 +91,14 @@ def _columnar(program, data: str, as_of: str, parameters: dict, fmt: str, engine
     if not len(columns):
         raise click.ClickException(f"no patients were loaded from {data}; nothing to evaluate")
     return columns, loaded
+
+
+def _first_line(exc: Exception) -> str:
+    """An error in one line: DuckDB's CSV errors run to twenty lines of its reader's settings
+    and advice on them; what a user needs is the first line and the file."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    where = next((line.split("=", 1)[1].strip() for line in lines if line.strip().startswith("file =")), None)
+    return lines[0] + (f" ({where})" if where else "")
 
 
 def write_columnar(program, columns, fmt: str, explain: bool, output: str | None) -> dict:
