@@ -79,11 +79,11 @@ PLAIN_NUMBERS = frozenset(name for attrs in schema.ITEM_ATTRIBUTES.values()
                           for name, t in attrs.items() if t.base == "number" and t != schema.DURATION)
 
 
-def plain_sum(items, attr: str) -> float | None:
+def plain_sum(items, attr: str) -> int | float | None:  # (not `-> float`: compiled, it would turn 0 into 0.0)
     """The sum of a plain-number attribute over items, those not recorded left out, as
     the general aggregate adds them (a float; 0 when there is none); None if a value is not
     a plain number."""
-    total = None  # (not 0: compiled, a local only ever 0 or a float would become a C double, 0.0)
+    total = None  # (not 0: compiled, a local only ever 0 or a float would become a C double)
     for item in items:
         v = getattr(item, attr)
         if v is None:
