@@ -56,11 +56,16 @@ def _rank(self, cp, path, node):
     if by_practice:
         on = f"{name}_window.{name}_p IS NOT DISTINCT FROM practice AND {on}"
     self.stage_ctes.setdefault(stage, []).append((f"{name}_window", win, [f"{name}_{c}" for c in cols], on))
-    on = "m.practice = i.practice" if node.group == "practice" else "TRUE"
-    inexact = (f"SELECT i.patient_id, SUM(CASE WHEN m.{lo} >= i.{lo} THEN 1 ELSE 0 END) AS {name}_gelo, "
-               f"SUM(CASE WHEN m.{lo} >= i.{hi} THEN 1 ELSE 0 END) AS {name}_gehi "
-               f"FROM s{k} i JOIN s{k} m ON {on} WHERE i.{lo} <> i.{hi} AND m.{lo} = m.{hi} "
-               f"GROUP BY i.patient_id")
+    # A patient whose value is a range counts the group's exact values at or above each end. The
+    # window's rows already hold, for each exact value, how many are at or above it (``ge``,
+    # falling as the value rises): the count at or above an end is the largest ``ge`` of a value
+    # at or above that end. So such a patient is joined with its group's distinct values, not with
+    # every member (a join the size of the group for each of them, built even when none is inexact).
+    on = f"w.{name}_p = i.practice" if by_practice else "TRUE"
+    inexact = (f"SELECT i.patient_id, COALESCE(MAX(CASE WHEN w.{name}_k >= i.{lo} THEN w.{name}_ge END), 0) "
+               f"AS {name}_gelo, COALESCE(MAX(CASE WHEN w.{name}_k >= i.{hi} THEN w.{name}_ge END), 0) "
+               f"AS {name}_gehi FROM s{k} i JOIN {name}_window w ON {on} WHERE i.{lo} <> i.{hi} "
+               "GROUP BY i.patient_id")
     self.stage_ctes.setdefault(stage, []).append((f"{name}_inexact", inexact, [f"{name}_gelo", f"{name}_gehi"], None))
     known = f"{grp} IS NOT NULL AND {lo} IS NOT NULL AND {name}_n > 0"
     return dict(lo=lo, hi=hi, n=f"{name}_n", mn=f"{name}_mn", ge=f"{name}_ge", gelo=f"COALESCE({name}_gelo, 0)",

@@ -37,8 +37,12 @@ def _text(col: str, present: set[str]) -> str:
     """A cell as text, NULL when empty or absent (an empty cell is not recorded)."""
     if col not in present:
         return "CAST(NULL AS VARCHAR)"
-    q = '"' + col + '"'  # `end` is a keyword
-    return f"CASE WHEN TRIM(CAST({q} AS VARCHAR)) = '' THEN NULL ELSE CAST({q} AS VARCHAR) END"
+    q = f'CAST("{col}" AS VARCHAR)'  # (quoted: `end` is a keyword)
+    # a cell whose first character is printable ASCII other than a space is not blank, and needs
+    # no TRIM: TRIM copies every cell it reads (it strips Unicode spaces too, so any other first
+    # character is tested by TRIM as before). Patient ids are most of the cells and seldom repeat,
+    # so they are rarely read from a Parquet dictionary, where a function runs once per value
+    return f"CASE WHEN {q} BETWEEN '!' AND '~' THEN {q} WHEN TRIM({q}) = '' THEN NULL ELSE {q} END"
 
 
 def _trimmed(col: str, present: set[str]) -> str:
@@ -165,7 +169,9 @@ def problem_test(table: str, present: set[str] | dict[str, str]) -> str | None:
         value = f"TRIM(CAST(\"{name}\" AS VARCHAR))"
         filled = f"{value} <> ''"  # NULL for a missing cell: never a problem but when required
         if column.required:
-            tests.append(f"({value} = '') IS NOT FALSE")
+            # a first character of printable ASCII is not blank: no TRIM (see _text)
+            raw = f"CAST(\"{name}\" AS VARCHAR)"
+            tests.append(f"(CASE WHEN {raw} BETWEEN '!' AND '~' THEN FALSE ELSE ({value} = '') IS NOT FALSE END)")
         if column.type == "date":
             # the shapes the reader accepts (GLOB: five times cheaper than the same regular
             # expression), each with the day it names (TRY_CAST refuses 2023-02-30): a whole day,
